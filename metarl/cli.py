@@ -1,0 +1,194 @@
+"""The ``metarl`` command: train, eval, envs, check-family, perf.
+
+Bad input (config, family, flags) ends with one line on stderr naming what was wrong and what is allowed, and
+exit code 2, before Ray starts or anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from metarl.config import Config, ConfigError, from_dict, load_config
+from metarl.families import FamilyError
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit code 2."""
+
+
+def _run_dir(config: Config, config_path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(config.log.dir) / f"{config_path.stem}__s{config.seed}__{stamp}"
+    run_dir, i = base, 1
+    while run_dir.exists():
+        run_dir, i = Path(f"{base}-{i}"), i + 1
+    return run_dir
+
+
+def _prepare_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, Path]:
+    """Config and checkpoint of an earlier run; metrics.jsonl is cut back to the checkpoint (old file kept)."""
+    import yaml
+
+    from metarl.checkpoint import latest_checkpoint
+
+    if not (run_dir / "config.yaml").is_file():
+        raise UsageError(f"--resume {run_dir}: not a run directory (no config.yaml)")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise UsageError(f"--resume {run_dir}: no checkpoints/iter_*.pt to resume from")
+    config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), overrides)
+    iteration = int(checkpoint.stem.split("_")[1])
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():
+        shutil.copy2(metrics, run_dir / f"metrics.jsonl.before-resume-{iteration}")
+        kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["iteration"] <= iteration]
+        metrics.write_text("".join(line + "\n" for line in kept))
+    return config, checkpoint
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    overrides = list(args.set or [])
+    if args.address:
+        overrides.append(f"ray.address={args.address}")
+    if args.resume:
+        run_dir = Path(args.resume)
+        config, checkpoint = _prepare_resume(run_dir, overrides)
+    else:
+        if args.config is None:
+            raise UsageError("train needs a CONFIG file (e.g. configs/maml_trpo/2d_navigation.yaml) or --resume RUN_DIR")
+        config = load_config(args.config, overrides)
+        run_dir, checkpoint = _run_dir(config, Path(args.config)), None
+
+    from metarl.trainer import Trainer
+
+    trainer = Trainer(config, run_dir, resume_from=checkpoint)
+    trainer.logger.print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir}")
+    trainer.train()
+    print(f"done: {run_dir}\nopen the curves with: tensorboard --logdir {run_dir}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import yaml
+
+    from metarl.checkpoint import latest_checkpoint, load_checkpoint
+    from metarl.evaluation import evaluate
+    from metarl.families import make_family
+    from metarl.learner import Learner, resolve_device
+    from metarl.policies import make_policy
+    from metarl.rollout import RolloutPool, init_ray
+
+    run_dir = Path(args.run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if not (run_dir / "config.yaml").is_file() or checkpoint is None:
+        raise UsageError(f"eval {run_dir}: needs a run directory with config.yaml and checkpoints/iter_*.pt")
+    if args.num_tasks < 1 or args.steps < 0:
+        raise UsageError("eval: --num-tasks must be >= 1 and --steps >= 0")
+    config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    family = make_family(config.family.name, config.family.version, **config.family.kwargs)
+    policy_spec = {"hidden_sizes": config.policy.hidden_sizes, "activation": config.policy.activation,
+                   "init_log_std": config.policy.init_log_std}
+    policy = make_policy(family.observation_space, family.action_space, **policy_spec)
+    learner = Learner(policy, load_checkpoint(checkpoint)["theta"], config.algo, resolve_device(config.learner.device))
+    if config.sampler.num_workers > 0:
+        init_ray(config.ray.address, config.ray.num_cpus)
+    pool = RolloutPool({"name": config.family.name, "version": family.version, "kwargs": config.family.kwargs},
+                       policy_spec, config.sampler.num_workers)
+    try:
+        result = evaluate(pool, learner, family, config.seed, args.num_tasks, args.steps,
+                          config.sampler.episodes_per_task)
+    finally:
+        if pool.num_workers:
+            pool.close()
+    text = json.dumps(result)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from metarl.check import describe_families
+
+    rows = describe_families()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            versions = ", ".join(f"{v}{' (default)' if v == row['default_version'] else ''}" for v in row["versions"])
+            print(f"{row['name']:24s} {versions}")
+    return 0
+
+
+def cmd_check_family(args: argparse.Namespace) -> int:
+    from metarl.check import check_family
+
+    results = check_family(args.family, args.version)
+    for r in results:
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.name}: {r.message}")
+    failed = [r for r in results if not r.passed]
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from metarl import perf
+
+    result = perf.run(args.what, family=args.family, workers=args.workers, repeats=args.repeats)
+    print(json.dumps(result) if args.json else perf.format_result(args.what, result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metarl", description="Gradient-based meta-reinforcement learning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="meta-train from a YAML config")
+    p.add_argument("config", nargs="?", help="YAML preset, e.g. configs/maml_trpo/2d_navigation.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
+    p.add_argument("--address", help="join an existing Ray cluster (default: RAY_ADDRESS or an embedded local Ray)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="meta-test a trained run on held-out tasks")
+    p.add_argument("run_dir")
+    p.add_argument("--num-tasks", type=int, default=40)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--out", help="also write the JSON result to this file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("envs", help="list task families and their versions")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_envs)
+
+    p = sub.add_parser("check-family", help="validate a task family (built-in name or package.module:Class)")
+    p.add_argument("family")
+    p.add_argument("--version")
+    p.set_defaults(func=cmd_check_family)
+
+    p = sub.add_parser("perf", help="measure sampler / update / iteration speed")
+    p.add_argument("what", choices=["sampler", "update", "iteration"])
+    p.add_argument("--family", default=None, help="task family (default: halfcheetah-vel for sampler)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_perf)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FamilyError, UsageError) as exc:
+        print(f"metarl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Typed run configuration: YAML presets + ``--set a.b=v`` overrides -> frozen dataclasses, validated up front.
+
+Every error is a ``ConfigError`` whose one-line message names the key and what is allowed; the CLI turns it
+into exit code 2 before any work (Ray, files) starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """Bad configuration: unknown key, wrong type or out-of-range value."""
+
+
+@dataclass(frozen=True)
+class FamilyConfig:
+    name: str = "2d-navigation"
+    """Registered family name or an import path "package.module:ClassName"."""
+    version: str | None = None
+    """Task-distribution version; null = the family's default (the MAML paper's where it defines one)."""
+    kwargs: dict = field(default_factory=dict)
+    """Extra keyword arguments for the family's constructor."""
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    name: str = "maml-trpo"
+    inner_lr: float = 0.1
+    """alpha: inner policy-gradient step size."""
+    inner_steps: int = 1
+    """K: inner adaptation steps per task."""
+    first_order: bool = False
+    """Drop the second-order terms of the meta-gradient (FOMAML)."""
+    gamma: float = 0.99
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = True
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 1e-5
+    ls_max_steps: int = 15
+    ls_backtrack_ratio: float = 0.8
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    init_log_std: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 500
+    meta_batch_size: int = 20
+    eval_every: int = 0
+    checkpoint_every: int = 50
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    num_workers: int = 2
+    """Ray rollout actors; 0 samples in the driver process."""
+    episodes_per_task: int = 20
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None
+    num_cpus: int | None = None
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    dir: str = "runs"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    family: FamilyConfig = field(default_factory=FamilyConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+ALGORITHMS = ("maml-trpo",)
+ACTIVATIONS = ("tanh", "relu")
+
+# key -> (predicate, what is allowed)
+_RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "seed": (lambda v: v >= 0, "an integer >= 0"),
+    "algo.name": (lambda v: v in ALGORITHMS, f"one of {', '.join(ALGORITHMS)}"),
+    "algo.inner_lr": (lambda v: v > 0, "a number > 0"),
+    "algo.inner_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "algo.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "algo.gae_lambda": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "algo.max_kl": (lambda v: v > 0, "a number > 0"),
+    "algo.cg_iters": (lambda v: v >= 1, "an integer >= 1"),
+    "algo.cg_damping": (lambda v: v >= 0, "a number >= 0"),
+    "algo.ls_max_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "algo.ls_backtrack_ratio": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "policy.hidden_sizes": (lambda v: all(h >= 1 for h in v), "a list of positive integers"),
+    "policy.activation": (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
+    "train.iterations": (lambda v: v >= 1, "an integer >= 1"),
+    "train.meta_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.eval_every": (lambda v: v >= 0, "an integer >= 0 (0 = never)"),
+    "train.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
+    "sampler.num_workers": (lambda v: v >= 0, "an integer >= 0 (0 = sample in the driver)"),
+    "sampler.episodes_per_task": (lambda v: v >= 1, "an integer >= 1"),
+    "learner.device": (lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"),
+                       "auto, cpu, cuda or cuda:N"),
+    "ray.num_cpus": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string", dict: "a mapping"}.get(
+        tp, str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                pass
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(key, v, typing.get_args(tp)[0]) for v in value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is dict:
+        if isinstance(value, dict):
+            return value
+    raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix or 'root'}' must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(f"unknown config key '{key}'; allowed in '{prefix.rstrip('.') or 'root'}': {', '.join(names)}")
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        key, tp = f"{prefix}{name}", hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, data[name], f"{key}.")
+        else:
+            value = _coerce(key, data[name], tp)
+            check = _RANGES.get(key)
+            if check is not None and value is not None and not check[0](value):
+                raise ConfigError(f"config key '{key}' must be {check[1]}, got {data[name]!r}")
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b=v`` -> ("a.b", v) with v parsed as YAML (so 3 -> int, 0.1 -> float, true -> bool, [1,2] -> list)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value (e.g. train.iterations=100), got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def from_dict(data: dict, overrides: typing.Sequence[str] = ()) -> Config:
+    data = dict(data or {})
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_path(data, key, value)
+    return _build(Config, data, "")
+
+
+def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
+    """Read a YAML preset and apply ``--set`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' not found; presets live under configs/<algo>/<family>.yaml")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return from_dict(data, overrides)
+
+
+def to_dict(config: Config) -> dict:
+    """Plain dict (tuples as lists) for config.yaml, TensorBoard hparams and checkpoints."""
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

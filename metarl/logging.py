@@ -1,0 +1,91 @@
+"""Where training reports go: TensorBoard scalars, metrics.jsonl (one line per meta-iteration) and a progress bar.
+
+Tag names are a contract (DESIGN.md): adaptation/return_step_k, outer/*, inner/*, perf/*, faults/*.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out
+
+
+class RunLogger:
+    """Writes one run's TensorBoard events and metrics.jsonl; shows a rich progress bar on the console."""
+
+    def __init__(self, run_dir: Path, config: dict, total_iterations: int, inner_steps: int, start_iteration: int = 0,
+                 progress: bool = True):
+        self.run_dir = run_dir
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self._write_layout(inner_steps)
+        if start_iteration == 0:
+            self._write_hparams(config)
+        self._metrics = (run_dir / "metrics.jsonl").open("a")
+        self.console = Console(stderr=True)
+        self._progress: Progress | None = None
+        if progress:
+            self._progress = Progress(
+                TextColumn("[bold]meta-iteration"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
+                TimeElapsedColumn(), TextColumn("{task.fields[speed]}"), TextColumn("{task.fields[ret]}"),
+                console=self.console, transient=False)
+            self._task = self._progress.add_task("train", total=total_iterations, completed=start_iteration,
+                                                 speed="", ret="")
+            self._progress.start()
+
+    def _write_layout(self, inner_steps: int) -> None:
+        """A custom-scalars chart that draws all return_step_k curves on one plot."""
+        steps = range(inner_steps + 1)
+        self.writer.add_custom_scalars({
+            "adaptation": {
+                "return after k inner steps": ["Multiline", [f"adaptation/return_step_{k}" for k in steps]],
+                "meta-test return after k steps": ["Multiline", [f"meta_test/return_step_{k}" for k in steps]],
+            },
+        })
+
+    def _write_hparams(self, config: dict) -> None:
+        flat = _flatten(config)
+        table = "\n".join(f"|{k}|{v}|" for k, v in flat.items())
+        self.writer.add_text("hyperparameters", f"|key|value|\n|-|-|\n{table}")
+        exp, ssi, sei = hparams(flat, {"adaptation/return_step_1": 0.0})
+        for summary in (exp, ssi, sei):
+            self.writer.file_writer.add_summary(summary)
+
+    def log(self, iteration: int, env_steps: int, metrics: dict[str, Any], scalars: dict[str, float]) -> None:
+        """Record one meta-iteration: ``metrics`` go to metrics.jsonl, ``scalars`` (tag -> value) to TensorBoard."""
+        record = {"iteration": iteration, "env_steps": env_steps,
+                  **{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}}
+        self._metrics.write(json.dumps(record) + "\n")
+        self._metrics.flush()
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, global_step=iteration)
+        self.writer.flush()
+        if self._progress is not None:
+            k = max(int(key.rsplit("_", 1)[1]) for key in metrics if key.startswith("return_step_"))
+            self._progress.update(self._task, completed=iteration,
+                                  speed=f"{scalars.get('perf/env_steps_per_s', 0):,.0f} env-steps/s",
+                                  ret=f"return after {k} step(s): {metrics[f'return_step_{k}']:.2f}")
+
+    def print(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._metrics.close()
+        self.writer.close()

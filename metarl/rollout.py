@@ -1,0 +1,252 @@
+"""Rollouts: the sampled data, the worker that samples it (no Ray inside) and the Ray pool of workers.
+
+Workers only sample. Each call gets a list of tasks, per-task policy parameters (leading task dimension) and a
+seed per task; it runs all episodes of all its tasks as one vector with one task-batched policy forward per
+time step and returns numpy arrays shaped [tasks, episodes, T, ...]. Everything random in a task's episodes
+(action noise, reset seeds) comes from that task's own seed, so results do not depend on how tasks are spread
+over workers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from metarl.families import BatchedEnv, TaskFamily, make_family
+from metarl.policies import Policy, from_numpy, make_policy
+
+
+@dataclass
+class Rollouts:
+    """A batch of episodes: obs [n, E, T, d], actions [n, E, T(, a)], rewards and mask [n, E, T]."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    mask: np.ndarray
+    success: np.ndarray | None = None  # [n, E], 1.0 where the episode ever reported success
+
+    @property
+    def num_tasks(self) -> int:
+        return self.obs.shape[0]
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.mask.sum())
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode, [n, E]."""
+        return (self.rewards * self.mask).sum(-1)
+
+    @staticmethod
+    def concat(parts: Sequence["Rollouts"]) -> "Rollouts":
+        """Join batches along the task axis (the pool's gather step)."""
+        out = {}
+        for f in fields(Rollouts):
+            values = [getattr(p, f.name) for p in parts]
+            out[f.name] = None if any(v is None for v in values) else np.concatenate(values, axis=0)
+        return Rollouts(**out)
+
+
+class GymBatchedEnv:
+    """The BatchedEnv protocol over ``num_envs`` plain gymnasium envs of a family (for MuJoCo and user envs).
+
+    Envs are created once and re-tasked in place with ``set_task``; an env that terminates is not stepped again
+    in that episode.
+    """
+
+    def __init__(self, family: TaskFamily, num_envs: int):
+        self.num_envs = num_envs
+        self.envs = [family.make_env() for _ in range(num_envs)]
+        self._done = np.zeros(num_envs, dtype=bool)
+        self._last_obs: np.ndarray | None = None
+
+    def set_tasks(self, tasks: Sequence[dict]) -> None:
+        for env, task in zip(self.envs, tasks):
+            env.get_wrapper_attr("set_task")(task)
+
+    def reset(self, seeds: Sequence[int]) -> np.ndarray:
+        self._done[:] = False
+        self._last_obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds)]).astype(np.float32)
+        return self._last_obs
+
+    def step(self, actions: np.ndarray):
+        obs = self._last_obs.copy()
+        rewards = np.zeros(self.num_envs)
+        success = np.zeros(self.num_envs, dtype=bool)
+        for i, env in enumerate(self.envs):
+            if self._done[i]:
+                continue
+            o, r, terminated, truncated, info = env.step(actions[i])
+            obs[i], rewards[i] = o, r
+            success[i] = bool(info.get("success", False))
+            self._done[i] = terminated or truncated
+        self._last_obs = obs
+        return obs, rewards, self._done.copy(), {"success": success}
+
+
+class RolloutWorker:
+    """Samples episodes for (task, parameters) pairs. Plain Python; the pool wraps it in a Ray actor."""
+
+    def __init__(self, family_spec: dict[str, Any], policy_spec: dict[str, Any], max_envs: int = 1024):
+        torch.set_num_threads(1)
+        self.family = make_family(family_spec["name"], family_spec.get("version"), **family_spec.get("kwargs", {}))
+        self.policy: Policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
+        self.max_envs = max_envs
+        self._envs: dict[int, BatchedEnv] = {}
+        self._clip = None
+        if not self.policy.discrete:
+            space = self.family.action_space
+            self._clip = (space.low.astype(np.float32), space.high.astype(np.float32))
+
+    def _env(self, n: int) -> BatchedEnv:
+        if n not in self._envs:
+            make_batched = getattr(self.family, "make_batched_env", None)
+            self._envs[n] = make_batched(n) if make_batched is not None else GymBatchedEnv(self.family, n)
+        return self._envs[n]
+
+    def sample(self, tasks: Sequence[dict], params: dict[str, np.ndarray], episodes: int,
+               seeds: Sequence[int]) -> Rollouts:
+        """Run ``episodes`` episodes of each task with its own parameters ``params[k][i]``."""
+        per_chunk = max(1, self.max_envs // episodes)
+        parts = []
+        for lo in range(0, len(tasks), per_chunk):
+            hi = min(lo + per_chunk, len(tasks))
+            chunk_params = {k: v[lo:hi] for k, v in params.items()}
+            parts.append(self._sample_chunk(tasks[lo:hi], chunk_params, episodes, seeds[lo:hi]))
+        return parts[0] if len(parts) == 1 else Rollouts.concat(parts)
+
+    def sample_slice(self, tasks: Sequence[dict], params: dict[str, np.ndarray], lo: int, hi: int, episodes: int,
+                     seeds: Sequence[int]) -> Rollouts:
+        """``sample`` for tasks lo..hi of a parameter batch shared by all workers (read from the object store)."""
+        return self.sample(tasks, {k: v[lo:hi] for k, v in params.items()}, episodes, seeds)
+
+    @torch.inference_mode()
+    def _sample_chunk(self, tasks: Sequence[dict], params: dict[str, np.ndarray], episodes: int,
+                      seeds: Sequence[int]) -> Rollouts:
+        n, E, T = len(tasks), episodes, self.family.horizon
+        policy = self.policy
+        rngs = [np.random.default_rng(int(s)) for s in seeds]
+        reset_seeds = np.concatenate([rng.integers(2**31 - 1, size=E) for rng in rngs])
+        # Noise for the whole horizon, drawn per task from that task's generator: [T, n, E, ...].
+        draw = (lambda rng: rng.gumbel(size=(T, E, *policy.noise_shape()))) if policy.discrete else \
+            (lambda rng: rng.standard_normal((T, E, *policy.noise_shape())))
+        noise = torch.from_numpy(np.stack([draw(rng) for rng in rngs], axis=1).astype(np.float32))
+        theta = from_numpy(params)
+
+        env = self._env(n * E)
+        env.set_tasks([task for task in tasks for _ in range(E)])
+        obs = env.reset(reset_seeds)
+        obs_buf = np.zeros((T, n * E, *obs.shape[1:]), dtype=np.float32)
+        act_buf = np.zeros((T, n * E) if policy.discrete else (T, n * E, policy.out_dim),
+                           dtype=np.int64 if policy.discrete else np.float32)
+        rew_buf = np.zeros((T, n * E), dtype=np.float32)
+        mask_buf = np.zeros((T, n * E), dtype=np.float32)
+        success = np.zeros(n * E, dtype=bool)
+        alive = np.ones(n * E, dtype=bool)
+        for t in range(T):
+            obs_buf[t] = obs
+            dist = policy.distribution(theta, torch.from_numpy(obs_buf[t]).view(n, E, -1))
+            actions = policy.act(dist, noise[t]).reshape(n * E, *act_buf.shape[2:]).numpy()
+            act_buf[t] = actions
+            if self._clip is not None:
+                actions = np.clip(actions, *self._clip)
+            obs, rewards, terminated, info = env.step(actions)
+            mask_buf[t] = alive
+            rew_buf[t] = rewards * alive
+            if "success" in info:
+                success |= info["success"] & alive
+            alive &= ~np.asarray(terminated, dtype=bool)
+            if not alive.any():
+                break
+
+        def shaped(buf: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.moveaxis(buf, 0, 1).reshape(n, E, T, *buf.shape[2:]))
+
+        return Rollouts(obs=shaped(obs_buf), actions=shaped(act_buf), rewards=shaped(rew_buf),
+                        mask=shaped(mask_buf), success=success.reshape(n, E).astype(np.float32))
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """Contiguous, near-equal [lo, hi) slices of range(n)."""
+    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+class RolloutPool:
+    """Ray actors that sample in parallel; ``num_workers=0`` samples in this process (debugging, tests).
+
+    Parameters are put in the object store once per call and each actor reads its slice of tasks. Results are
+    gathered with ``ray.wait`` as they finish; an actor that dies is restarted and its share resubmitted.
+    """
+
+    def __init__(self, family_spec: dict[str, Any], policy_spec: dict[str, Any], num_workers: int,
+                 max_restarts: int = 3):
+        self.num_workers = num_workers
+        self.worker_restarts = 0
+        self._spec = (family_spec, policy_spec)
+        self._max_restarts = max_restarts
+        if num_workers == 0:
+            self._local = RolloutWorker(family_spec, policy_spec)
+            self._actors: list = []
+        else:
+            import ray
+
+            self._remote_cls = ray.remote(num_cpus=1)(RolloutWorker)
+            self._actors = [self._new_actor() for _ in range(num_workers)]
+
+    def _new_actor(self):
+        return self._remote_cls.options(runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}).remote(*self._spec)
+
+    def sample(self, tasks: Sequence[dict], params: dict[str, np.ndarray], episodes: int,
+               seeds: Sequence[int]) -> Rollouts:
+        if not self._actors:
+            return self._local.sample(tasks, params, episodes, seeds)
+        import ray
+
+        params_ref = ray.put(params)
+        slices = _split(len(tasks), len(self._actors))
+        pending = {}
+        for w, (lo, hi) in enumerate(slices):
+            pending[self._submit(w, tasks, params_ref, episodes, seeds, lo, hi)] = (w, lo, hi)
+        results: dict[int, Rollouts] = {}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            w, lo, hi = pending.pop(ready[0])
+            try:
+                results[lo] = ray.get(ready[0])
+            except ray.exceptions.RayActorError:
+                if self.worker_restarts >= self._max_restarts * len(self._actors):
+                    raise
+                self.worker_restarts += 1
+                self._actors[w] = self._new_actor()
+                pending[self._submit(w, tasks, params_ref, episodes, seeds, lo, hi)] = (w, lo, hi)
+        return Rollouts.concat([results[lo] for lo in sorted(results)])
+
+    def _submit(self, w, tasks, params_ref, episodes, seeds, lo, hi):
+        return self._actors[w].sample_slice.remote(tasks[lo:hi], params_ref, lo, hi, episodes, list(seeds[lo:hi]))
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors = []
+
+
+def init_ray(address: str | None, num_cpus: int | None) -> None:
+    """Join ``address`` (or RAY_ADDRESS) if given, else start an embedded local Ray with no public dashboard."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)

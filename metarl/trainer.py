@@ -1,0 +1,127 @@
+"""Meta-training, one meta-iteration after another:
+tasks → support rollouts with θ → adapt → … → query rollouts with φ_K → outer step → log → checkpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from metarl import seeding
+from metarl.checkpoint import load_checkpoint, save_checkpoint
+from metarl.config import Config, save_config, to_dict
+from metarl.evaluation import evaluate, sample_adaptation_path
+from metarl.families import make_family
+from metarl.learner import Learner, resolve_device
+from metarl.logging import RunLogger
+from metarl.policies import make_policy
+from metarl.rollout import RolloutPool, init_ray
+
+EVAL_TASKS = 40
+
+
+class Trainer:
+    """Holds the run's resources (family, learner, Ray pool, logger); ``train()`` is the loop."""
+
+    def __init__(self, config: Config, run_dir: Path, resume_from: Path | None = None):
+        self.config = config
+        self.run_dir = run_dir
+        self.family = make_family(config.family.name, config.family.version, **config.family.kwargs)
+        policy_spec = {"hidden_sizes": config.policy.hidden_sizes, "activation": config.policy.activation,
+                       "init_log_std": config.policy.init_log_std}
+        self.policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
+        torch_generator = torch.Generator().manual_seed(seeding.derive_seed(config.seed, seeding.LEARNER))
+        theta = self.policy.init_params(torch_generator)
+        self.task_rng = seeding.generator(config.seed, seeding.TASKS)
+        self.start_iteration, self.env_steps = 0, 0
+        if resume_from is not None:
+            state = load_checkpoint(resume_from)
+            theta = state["theta"]
+            self.task_rng.bit_generator.state = state["task_rng"]
+            self.start_iteration, self.env_steps = state["iteration"], state["env_steps"]
+        self.learner = Learner(self.policy, theta, config.algo, resolve_device(config.learner.device))
+        if resume_from is not None:
+            self.learner.skipped_updates = state["skipped_updates"]
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
+        if config.sampler.num_workers > 0:
+            init_ray(config.ray.address, config.ray.num_cpus)
+        family_spec = {"name": config.family.name, "version": self.family.version, "kwargs": config.family.kwargs}
+        self.pool = RolloutPool(family_spec, policy_spec, config.sampler.num_workers)
+        self.logger = RunLogger(run_dir, to_dict(config) | {"family": family_spec}, config.train.iterations,
+                                config.algo.inner_steps, self.start_iteration, config.log.progress)
+
+    def train(self) -> Path:
+        cfg = self.config
+        K, n, E = cfg.algo.inner_steps, cfg.train.meta_batch_size, cfg.sampler.episodes_per_task
+        try:
+            for it in range(self.start_iteration + 1, cfg.train.iterations + 1):
+                t_start = time.perf_counter()
+                tasks = self.family.sample_tasks(self.task_rng, n)
+                path = sample_adaptation_path(
+                    self.pool, self.learner, tasks, E, K,
+                    lambda k: seeding.rollout_seeds(cfg.seed, seeding.ROLLOUTS, it, k, n))
+                t_update = time.perf_counter()
+                stats = self.learner.meta_update(path.supports, path.query)
+                time_update = time.perf_counter() - t_update
+                time_iteration = time.perf_counter() - t_start
+
+                steps_now = sum(r.env_steps for r in path.rollouts)
+                self.env_steps += steps_now
+                self._log(it, path, stats, time_iteration, time_update, steps_now)
+                if cfg.train.eval_every and it % cfg.train.eval_every == 0:
+                    self._meta_test(it)
+                if it % cfg.train.checkpoint_every == 0 or it == cfg.train.iterations:
+                    self.save(it)
+        finally:
+            self.close()
+        return self.run_dir
+
+    def _log(self, it: int, path, stats: dict, time_iteration: float, time_update: float, steps_now: int) -> None:
+        metrics: dict[str, float | None] = {}
+        scalars: dict[str, float] = {}
+        report_success = getattr(self.family, "reports_success", False)
+        for k, rollouts in enumerate(path.rollouts):
+            metrics[f"return_step_{k}"] = scalars[f"adaptation/return_step_{k}"] = \
+                float(rollouts.episode_returns().mean())
+            if report_success:
+                metrics[f"success_step_{k}"] = scalars[f"adaptation/success_step_{k}"] = float(rollouts.success.mean())
+        metrics |= {"time_iteration_s": time_iteration, "time_sample_s": path.time_sample_s,
+                    "time_adapt_s": path.time_adapt_s, "time_update_s": time_update}
+        for key in ("loss_before", "loss_after", "kl", "line_search_steps", "grad_norm"):
+            if key in stats:
+                scalars[f"outer/{key}"] = float(stats[key])
+        scalars |= {
+            "inner/lr_mean": self.config.algo.inner_lr,
+            "perf/env_steps_per_s": steps_now / path.time_sample_s if path.time_sample_s > 0 else math.nan,
+            "perf/time_sample_s": path.time_sample_s,
+            "perf/time_update_s": time_update,
+            "faults/worker_restarts": self.pool.worker_restarts,
+            "faults/skipped_updates": self.learner.skipped_updates,
+        }
+        metrics["skipped_updates"] = self.learner.skipped_updates
+        self.logger.log(it, self.env_steps, metrics, scalars)
+
+    def _meta_test(self, it: int) -> None:
+        result = evaluate(self.pool, self.learner, self.family, self.config.seed, EVAL_TASKS,
+                          self.config.algo.inner_steps, self.config.sampler.episodes_per_task)
+        for k, value in enumerate(result["mean_return"]):
+            self.logger.writer.add_scalar(f"meta_test/return_step_{k}", value, global_step=it)
+
+    def save(self, it: int) -> None:
+        save_checkpoint(self.run_dir / "checkpoints" / f"iter_{it}.pt", {
+            "iteration": it,
+            "env_steps": self.env_steps,
+            "theta": {k: v.cpu() for k, v in self.learner.theta.items()},
+            "task_rng": self.task_rng.bit_generator.state,
+            "skipped_updates": self.learner.skipped_updates,
+            "config": to_dict(self.config),
+        })
+
+    def close(self) -> None:
+        self.logger.close()
+        if self.pool.num_workers:
+            self.pool.close()
