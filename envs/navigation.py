@@ -74,11 +74,13 @@ class BatchedNavigation2D:
 class Navigation2DFamily:
     """Goals uniform in a square; versions name the square's half-width and the horizon."""
 
+    default_version = "finn2017"
     versions: dict[str, dict[str, Any]] = {
-        "finn2017": {"goal_low": -0.5, "goal_high": 0.5, "horizon": 100},
+        "finn2017": {"goal_low": -0.5, "goal_high": 0.5, "horizon": 100, "distribution": "goal ~ U[-0.5, 0.5]^2"},
     }
 
-    def __init__(self, version: str = "finn2017", horizon: int | None = None):
+    def __init__(self, version: str | None = None, horizon: int | None = None):
+        version = self.default_version if version is None else version
         spec = self.versions[version]
         self.name = "2d-navigation"
         self.version = version

@@ -127,7 +127,9 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def cmd_check_family(args: argparse.Namespace) -> int:
     from metarl.check import check_family
+    from metarl.families import make_family
 
+    make_family(args.family, args.version)  # an unknown family or version is bad input: one line, exit 2
     results = check_family(args.family, args.version)
     for r in results:
         print(f"{'PASS' if r.passed else 'FAIL'}  {r.name}: {r.message}")
@@ -139,6 +141,8 @@ def cmd_check_family(args: argparse.Namespace) -> int:
 def cmd_perf(args: argparse.Namespace) -> int:
     from metarl import perf
 
+    if (args.workers is not None and args.workers < 0) or args.repeats < 1:
+        raise UsageError("perf: --workers must be >= 0 and --repeats >= 1")
     result = perf.run(args.what, family=args.family, workers=args.workers, repeats=args.repeats)
     print(json.dumps(result) if args.json else perf.format_result(args.what, result))
     return 0
@@ -174,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("perf", help="measure sampler / update / iteration speed")
     p.add_argument("what", choices=["sampler", "update", "iteration"])
     p.add_argument("--family", default=None, help="task family (default: halfcheetah-vel for sampler)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--workers", type=int, default=None,
+                   help="rollout actors (default: 1 for sampler, the preset's 2 for iteration)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up; the median is reported")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_perf)
     return parser

@@ -106,7 +106,10 @@ def resolve_family_class(name: str) -> Any:
         return _import_target(_BUILTINS[name])
     eps = _entry_points()
     if name in eps:
-        return eps[name].load()
+        try:
+            return eps[name].load()
+        except Exception as exc:
+            raise FamilyError(f"cannot load family entry point {name!r} ({eps[name].value}): {exc}") from exc
     raise FamilyError(f"unknown family {name!r}; registered: {', '.join(list_families())}; "
                       "or give an import path 'package.module:ClassName'")
 
@@ -119,8 +122,10 @@ def make_family(name: str, version: str | None = None, **kwargs: Any) -> TaskFam
         raise FamilyError(f"family {name!r} has no version {version!r}; allowed: {', '.join(versions)}")
     try:
         family = cls(version=version, **kwargs) if version is not None else cls(**kwargs)
-    except TypeError as exc:
-        raise FamilyError(f"family {name!r} rejected its arguments: {exc}") from exc
+    except FamilyError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise FamilyError(f"family {name!r} rejected its arguments (version={version!r}, kwargs={kwargs}): {exc}") from exc
     missing = [a for a in ("name", "version", "horizon", "observation_space", "action_space",
                            "sample_tasks", "make_env") if not hasattr(family, a)]
     if missing:

@@ -114,21 +114,24 @@ class GaussianMLPPolicy(MLPPolicy):
 
 @dataclass(frozen=True)
 class CategoricalMLPPolicy(MLPPolicy):
-    """Categorical over ``out_dim`` actions with MLP logits."""
+    """Categorical over ``out_dim`` actions. The distribution is its raw logits: the KL's gradient with respect
+    to them is zero at old = new, which keeps the Gauss-Newton form of the KL Hessian exact."""
 
     discrete = True
 
     def distribution(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.mlp(params, obs), dim=-1)
+        return self.mlp(params, obs)
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
-        return dist.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return torch.log_softmax(dist, -1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
     def kl(self, old, new) -> torch.Tensor:
-        return (old.exp() * (old - new)).sum(-1)
+        old_logp, new_logp = torch.log_softmax(old, -1), torch.log_softmax(new, -1)
+        return (old_logp.exp() * (old_logp - new_logp)).sum(-1)
 
     def entropy(self, dist) -> torch.Tensor:
-        return -(dist.exp() * dist).sum(-1)
+        logp = torch.log_softmax(dist, -1)
+        return -(logp.exp() * logp).sum(-1)
 
     def noise_shape(self) -> tuple[int, ...]:
         return (self.out_dim,)

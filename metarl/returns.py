@@ -47,7 +47,7 @@ def fit_linear_baseline(features: torch.Tensor, returns: torch.Tensor, mask: tor
     Solved in float64; the ridge term grows ×10 while a task's system is ill-conditioned (as in rllab).
     """
     n, F = features.shape[0], features.shape[-1]
-    X = features.reshape(n, -1, F).double()
+    X = (features * mask.unsqueeze(-1)).reshape(n, -1, F).double()
     y = (returns * mask).reshape(n, -1, 1).double()
     XtX = X.transpose(1, 2) @ X
     Xty = X.transpose(1, 2) @ y

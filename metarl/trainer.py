@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,9 +27,11 @@ class Trainer:
     """Holds the run's resources (family, learner, Ray pool, logger); ``train()`` is the loop."""
 
     def __init__(self, config: Config, run_dir: Path, resume_from: Path | None = None):
+        self.family = make_family(config.family.name, config.family.version, **config.family.kwargs)
+        # Record the version actually used (the family's default when the config left it null).
+        config = replace(config, family=replace(config.family, version=self.family.version))
         self.config = config
         self.run_dir = run_dir
-        self.family = make_family(config.family.name, config.family.version, **config.family.kwargs)
         policy_spec = {"hidden_sizes": config.policy.hidden_sizes, "activation": config.policy.activation,
                        "init_log_std": config.policy.init_log_std}
         self.policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
@@ -49,9 +52,9 @@ class Trainer:
         save_config(config, run_dir / "config.yaml")
         if config.sampler.num_workers > 0:
             init_ray(config.ray.address, config.ray.num_cpus)
-        family_spec = {"name": config.family.name, "version": self.family.version, "kwargs": config.family.kwargs}
+        family_spec = {"name": config.family.name, "version": config.family.version, "kwargs": config.family.kwargs}
         self.pool = RolloutPool(family_spec, policy_spec, config.sampler.num_workers)
-        self.logger = RunLogger(run_dir, to_dict(config) | {"family": family_spec}, config.train.iterations,
+        self.logger = RunLogger(run_dir, to_dict(config), config.train.iterations,
                                 config.algo.inner_steps, self.start_iteration, config.log.progress)
 
     def train(self) -> Path:

@@ -1,6 +1,6 @@
 """MAML-TRPO (Finn et al. 2017): the outer objective and the trust-region outer step.
 
-The objective maps shared parameters θ to the mean over tasks of the clipped-free surrogate
+The objective maps shared parameters θ to the mean over tasks of the importance-weighted surrogate
 −E[π_φ(θ)(a|s) / π_old(a|s) · A] on the query rollouts, with φ(θ) recomputed differentiably from the stored
 support rollouts. The outer step is TRPO: conjugate gradient on exact Hessian-vector products of the mean KL
 through the adaptation, max-KL scaling, and a backtracking line search that accepts only a step that lowers
@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from metarl.adaptation import PolicyBatch, adapt_per_task_loop, adapt_steps, masked_task_mean
+from metarl.adaptation import PolicyBatch, adapt_steps, masked_task_mean
 from metarl.policies import Params, Policy
 
 
@@ -46,17 +46,30 @@ class MetaObjective:
     old_dist: Any = None  # query-action distribution at θ_old; set by the first evaluation
     old_logp: torch.Tensor | None = None
 
-    def __call__(self, theta: Params, differentiable: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        adapt_fn = adapt_steps if self.batched else adapt_per_task_loop
-        phi = adapt_fn(self.policy, theta, self.supports, self.inner_lr, self.first_order, differentiable)
-        dist = self.policy.distribution(phi, self.query.obs)
+    def __call__(self, theta: Params, differentiable: bool = True) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """(loss, mean KL, query-action distribution of φ(θ))."""
+        dist = self._distribution(theta, differentiable)
         logp = self.policy.log_prob(dist, self.query.actions)
         if self.old_dist is None:
             self.old_dist, self.old_logp = _detach(dist), logp.detach()
         ratio = torch.exp(logp - self.old_logp)
         loss = -masked_task_mean(ratio * self.query.advantages, self.query.mask).mean()
         kl = masked_task_mean(self.policy.kl(self.old_dist, dist), self.query.mask).mean()
-        return loss, kl
+        return loss, kl, dist
+
+    def _distribution(self, theta: Params, differentiable: bool) -> Any:
+        if self.batched:
+            phi = adapt_steps(self.policy, theta, self.supports, self.inner_lr, self.first_order, differentiable)
+            return self.policy.distribution(phi, self.query.obs)
+        # Reference: adapt and evaluate one task at a time, then stack the per-task distributions.
+        per_task = []
+        for i in range(self.query.obs.shape[0]):
+            phi = adapt_steps(self.policy, theta, [b.task(i) for b in self.supports], self.inner_lr,
+                              self.first_order, differentiable)
+            per_task.append(self.policy.distribution(phi, self.query.task(i).obs))
+        if isinstance(per_task[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*per_task))
+        return torch.cat(per_task)
 
 
 def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -77,6 +90,8 @@ def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Ten
     x = torch.zeros_like(b)
     r, p = b.clone(), b.clone()
     rr = r @ r
+    if rr < residual_tol:  # b = 0: the solution is 0 (and alpha below would be 0/0)
+        return x
     for _ in range(iters):
         Ap = Avp(p)
         alpha = rr / (p @ Ap)
@@ -90,41 +105,72 @@ def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Ten
     return x
 
 
-def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor]], theta: Params,
+def kl_hvp(kl: torch.Tensor, dist: Any, params: list[torch.Tensor], damping: float
+           ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Exact Hessian-vector products of the mean KL at θ_old, through the adaptation, in Gauss-Newton form.
+
+    With z(θ) the query-action distribution parameters of φ(θ) (Gaussian mean and log-std, or logits),
+    ∇²KL = Jᵀ (∂²KL/∂z²) J + Σ (∂KL/∂z) ∇²z, and ∂KL/∂z = 0 at old = new, so H v = Jᵀ M J v exactly. J v comes
+    from the double-vjp trick on the graph the loss already built, M is a cheap product in output space, and Jᵀ
+    is one more backward pass: far cheaper than differentiating ∇KL through the second-order adaptation again.
+    """
+    outs = list(dist) if isinstance(dist, tuple) else [dist]
+    kl_out_grad = torch.autograd.grad(kl, outs, create_graph=True)
+    dummies = [torch.zeros_like(o, requires_grad=True) for o in outs]
+    jt_dummy = flat(torch.autograd.grad(outs, params, grad_outputs=dummies, create_graph=True))
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        jv = torch.autograd.grad(jt_dummy @ v, dummies, retain_graph=True)
+        mjv = torch.autograd.grad(kl_out_grad, outs, grad_outputs=jv, retain_graph=True)
+        return flat(torch.autograd.grad(outs, params, grad_outputs=mjv, retain_graph=True)) + damping * v
+
+    return hvp
+
+
+def kl_hvp_reference(kl: torch.Tensor, params: list[torch.Tensor], damping: float
+                     ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Reference: differentiate ∇KL (built with create_graph) once more. Exact anywhere, several times slower."""
+    kl_grad = flat(torch.autograd.grad(kl, params, create_graph=True))
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        return flat(torch.autograd.grad(kl_grad @ v, params, retain_graph=True)) + damping * v
+
+    return hvp
+
+
+def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]], theta: Params,
               settings: TRPOSettings) -> tuple[Params, dict[str, float]]:
     """One trust-region step on ``objective`` from ``theta``. Returns (new θ, stats); θ is returned unchanged
-    (``stats["skipped"] = 1``) when the gradient or step is not finite or no line-search step is accepted
+    (``stats["skipped"] = 1``) when the gradient or step is not finite, or when no line-search step is accepted
     (``stats["accepted"] = 0``)."""
     theta = {k: v.detach().requires_grad_() for k, v in theta.items()}
     params = list(theta.values())
-    loss, kl = objective(theta)
+    unchanged = {k: v.detach() for k, v in theta.items()}
+    loss, kl, dist = objective(theta)
     grad = flat(torch.autograd.grad(loss, params, retain_graph=True))
     stats = {"loss_before": loss.item(), "loss_after": loss.item(), "kl": 0.0, "line_search_steps": 0,
              "grad_norm": grad.norm().item(), "accepted": 0, "skipped": 0}
     if not torch.isfinite(grad).all() or not math.isfinite(stats["loss_before"]):
         stats["skipped"] = 1
-        return {k: v.detach() for k, v in theta.items()}, stats
+        return unchanged, stats
+    if stats["grad_norm"] == 0.0:  # already stationary: nothing to do, and nothing went wrong
+        return unchanged, stats
 
-    kl_grad = flat(torch.autograd.grad(kl, params, create_graph=True))
-
-    def fisher_vector_product(v: torch.Tensor) -> torch.Tensor:
-        hv = flat(torch.autograd.grad(kl_grad @ v, params, retain_graph=True))
-        return hv + settings.cg_damping * v
-
-    step_dir = conjugate_gradient(fisher_vector_product, -grad, settings.cg_iters)
-    shs = 0.5 * (step_dir @ fisher_vector_product(step_dir))
+    hvp = kl_hvp(kl, dist, params, settings.cg_damping)
+    step_dir = conjugate_gradient(hvp, -grad, settings.cg_iters)
+    shs = 0.5 * (step_dir @ hvp(step_dir))
     full_step = step_dir * torch.sqrt(settings.max_kl / shs)
-    old = flat(params).detach()
     if not torch.isfinite(full_step).all():
         stats["skipped"] = 1
-        return {k: v.detach() for k, v in theta.items()}, stats
+        return unchanged, stats
 
+    old = flat(params).detach()
     for j in range(settings.ls_max_steps):
         candidate = unflat(old + settings.ls_backtrack_ratio ** j * full_step, theta)
-        new_loss, new_kl = objective(candidate, differentiable=False)
+        new_loss, new_kl, _ = objective(candidate, differentiable=False)
         new_loss, new_kl = new_loss.item(), new_kl.item()
         if math.isfinite(new_loss) and new_loss < stats["loss_before"] and new_kl <= settings.max_kl:
             stats.update(loss_after=new_loss, kl=new_kl, line_search_steps=j + 1, accepted=1)
             return {k: v.detach().clone() for k, v in candidate.items()}, stats
     stats["line_search_steps"] = settings.ls_max_steps
-    return {k: v.detach() for k, v in theta.items()}, stats
+    return unchanged, stats

@@ -1,0 +1,160 @@
+"""``metarl perf``: speed as ratios measured in one process, so that drift of a shared machine cancels out.
+
+- sampler: env-steps/s of the rollout pool with policy inference ÷ (raw step rate of the same env × workers).
+- update: the batched meta-update (TRPO) vs the per-task-loop reference on the same data.
+- iteration: one meta-iteration of the 2D-navigation paper config, with its sample / adapt / update breakdown.
+Every figure is the median of ``repeats`` runs after one warm-up.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from metarl import seeding
+from metarl.adaptation import PolicyBatch
+from metarl.algorithms.maml_trpo import MetaObjective, trpo_step
+from metarl.config import load_config
+from metarl.evaluation import sample_adaptation_path
+from metarl.families import make_family
+from metarl.learner import Learner, resolve_device
+from metarl.policies import GaussianMLPPolicy, expand, make_policy, to_numpy
+from metarl.rollout import RolloutPool, init_ray
+
+PRESET = Path(__file__).resolve().parent.parent / "configs" / "maml_trpo" / "2d_navigation.yaml"
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def raw_step_rate(family, steps: int = 5000, seed: int = 0) -> float:
+    """Steps/s of one plain env of the family with random actions and no policy (the simulator's own speed)."""
+    env = family.make_env(family.sample_tasks(np.random.default_rng(seed), 1)[0])
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    env.reset(seed=seed)
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, terminated, truncated, _ = env.step(a)
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats: int = 5,
+                 tasks_per_worker: int = 10, episodes: int = 2) -> dict[str, Any]:
+    family = make_family(family_name)
+    spec = {"hidden_sizes": (64, 64), "activation": "tanh", "init_log_std": 0.0}
+    policy = make_policy(family.observation_space, family.action_space, **spec)
+    n = tasks_per_worker * max(workers, 1)
+    tasks = family.sample_tasks(np.random.default_rng(0), n)
+    params = to_numpy({k: v.contiguous() for k, v in expand(policy.init_params(torch.Generator().manual_seed(0)),
+                                                             n).items()})
+    if workers > 0:
+        init_ray(None, max(workers, 1))
+    pool = RolloutPool({"name": family_name, "version": family.version, "kwargs": {}}, spec, workers)
+    steps = []
+
+    def sample() -> None:
+        steps.append(pool.sample(tasks, params, episodes, list(range(n))).env_steps)
+
+    try:
+        pool_time = _median_time(sample, repeats)
+    finally:
+        if workers > 0:
+            pool.close()
+    raw = statistics.median(raw_step_rate(family, seed=i) for i in range(3))
+    rate = statistics.median(steps) / pool_time
+    return {"env_steps_per_s": rate, "raw_env_steps_per_s": raw, "workers": workers,
+            "ratio": rate / (raw * max(workers, 1)), "family": family_name}
+
+
+def _synthetic_batch(n: int, episodes: int, horizon: int, obs_dim: int, act_dim: int, generator: torch.Generator,
+                     device: torch.device) -> PolicyBatch:
+    """Random data shaped like a real meta-batch (the update's cost does not depend on the values)."""
+    B = episodes * horizon
+    return PolicyBatch(obs=torch.randn(n, B, obs_dim, generator=generator).to(device),
+                       actions=torch.randn(n, B, act_dim, generator=generator).to(device),
+                       advantages=torch.randn(n, B, generator=generator).to(device),
+                       mask=torch.ones(n, B).to(device))
+
+
+def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats: int = 3,
+                device: str = "auto") -> dict[str, Any]:
+    """TRPO meta-update, HalfCheetah-sized (obs 17, actions 6, 64×64 tanh; 40 tasks × 20 episodes × H=100)."""
+    dev = resolve_device(device)
+    policy = GaussianMLPPolicy(17, 6, (64, 64), "tanh")
+    g = torch.Generator().manual_seed(0)
+    theta = {k: v.to(dev) for k, v in policy.init_params(g).items()}
+    support = _synthetic_batch(tasks, episodes, horizon, 17, 6, g, dev)
+    query = _synthetic_batch(tasks, episodes, horizon, 17, 6, g, dev)
+    settings = Learner(policy, theta, load_config(PRESET).algo, dev).trpo
+
+    def update(batched: bool) -> Callable[[], None]:
+        def run() -> None:
+            trpo_step(MetaObjective(policy, [support], query, 0.1, batched=batched), theta, settings)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        return run
+
+    batched_s = _median_time(update(True), repeats)
+    loop_s = _median_time(update(False), repeats)
+    return {"batched_s": batched_s, "per_task_loop_s": loop_s, "speedup": loop_s / batched_s, "device": str(dev)}
+
+
+def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, Any]:
+    """The 2D-navigation paper config (20 tasks × 20 episodes × H=100, K=1); ``workers`` defaults to the preset's."""
+    cfg = load_config(PRESET)
+    workers = cfg.sampler.num_workers if workers is None else workers
+    family = make_family(cfg.family.name, cfg.family.version)
+    spec = {"hidden_sizes": cfg.policy.hidden_sizes, "activation": cfg.policy.activation,
+            "init_log_std": cfg.policy.init_log_std}
+    policy = make_policy(family.observation_space, family.action_space, **spec)
+    learner = Learner(policy, policy.init_params(torch.Generator().manual_seed(0)), cfg.algo,
+                      resolve_device(cfg.learner.device))
+    if workers > 0:
+        init_ray(None, max(workers, 1))
+    pool = RolloutPool({"name": family.name, "version": family.version, "kwargs": {}}, spec, workers)
+    rng = seeding.generator(0, seeding.TASKS)
+    n, E = cfg.train.meta_batch_size, cfg.sampler.episodes_per_task
+    rows: list[tuple[float, float, float, float]] = []
+    try:
+        for it in range(repeats + 1):
+            t0 = time.perf_counter()
+            tasks = family.sample_tasks(rng, n)
+            path = sample_adaptation_path(pool, learner, tasks, E, cfg.algo.inner_steps,
+                                          lambda k: seeding.rollout_seeds(0, seeding.ROLLOUTS, it, k, n))
+            t1 = time.perf_counter()
+            learner.meta_update(path.supports, path.query)
+            t2 = time.perf_counter()
+            if it > 0:  # the first iteration is the warm-up
+                rows.append((t2 - t0, path.time_sample_s, path.time_adapt_s, t2 - t1))
+    finally:
+        if workers > 0:
+            pool.close()
+    med = [statistics.median(col) for col in zip(*rows)]
+    return {"median_s": med[0], "sample_s": med[1], "adapt_s": med[2], "update_s": med[3], "workers": workers}
+
+
+def run(what: str, family: str | None = None, workers: int | None = None, repeats: int = 5) -> dict[str, Any]:
+    if what == "sampler":
+        return perf_sampler(family or "halfcheetah-vel", 1 if workers is None else workers, repeats)
+    if what == "update":
+        return perf_update(repeats=repeats)
+    return perf_iteration(workers=workers, repeats=repeats)
+
+
+def format_result(what: str, result: dict[str, Any]) -> str:
+    return "\n".join(f"{k:>20s}: {v:.4g}" if isinstance(v, float) else f"{k:>20s}: {v}" for k, v in result.items())
