@@ -132,7 +132,7 @@ def cmd_check_family(args: argparse.Namespace) -> int:
     make_family(args.family, args.version)  # an unknown family or version is bad input: one line, exit 2
     results = check_family(args.family, args.version)
     for r in results:
-        print(f"{'PASS' if r.passed else 'FAIL'}  {r.name}: {r.message}")
+        print(f"{'PASS' if r.passed else 'FAIL'}  {r.name}" + (f": {r.message}" if r.message else ""))
     failed = [r for r in results if not r.passed]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0

@@ -92,11 +92,14 @@ class GymBatchedEnv:
 class RolloutWorker:
     """Samples episodes for (task, parameters) pairs. Plain Python; the pool wraps it in a Ray actor."""
 
-    def __init__(self, family_spec: dict[str, Any], policy_spec: dict[str, Any], max_envs: int = 1024):
+    def __init__(self, family_spec: dict[str, Any], policy_spec: dict[str, Any], max_envs: int | None = None):
         torch.set_num_threads(1)
         self.family = make_family(family_spec["name"], family_spec.get("version"), **family_spec.get("kwargs", {}))
         self.policy: Policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
-        self.max_envs = max_envs
+        # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (MuJoCo) are stepped
+        # one by one anyway, so a few dozen at a time keep startup and memory small at no cost in throughput.
+        native = getattr(self.family, "make_batched_env", None) is not None
+        self.max_envs = max_envs if max_envs is not None else (4096 if native else 64)
         self._envs: dict[int, BatchedEnv] = {}
         self._clip = None
         if not self.policy.discrete:
@@ -200,7 +203,7 @@ class RolloutPool:
             self._actors = [self._new_actor() for _ in range(num_workers)]
 
     def _new_actor(self):
-        return self._remote_cls.options(runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}).remote(*self._spec)
+        return self._remote_cls.remote(*self._spec)
 
     def sample(self, tasks: Sequence[dict], params: dict[str, np.ndarray], episodes: int,
                seeds: Sequence[int]) -> Rollouts:

@@ -170,3 +170,18 @@ def test_pool_results_do_not_depend_on_worker_count(ray_session):
     for workers in (1, 2):
         for name in ("obs", "actions", "rewards", "mask", "success"):
             assert np.array_equal(getattr(results[workers], name), getattr(ref, name)), (workers, name)
+
+
+def test_pool_restarts_a_dead_worker_and_resubmits_its_share(ray_session):
+    import ray
+
+    pool = RolloutPool(FAMILY, POLICY, num_workers=2)
+    try:
+        params = constant_params(RolloutWorker(FAMILY, POLICY))
+        _sample(pool, params)
+        ray.kill(pool._actors[0])  # a worker dies between two calls (node loss, OOM kill, ...)
+        r = _sample(pool, params)
+        assert pool.worker_restarts == 1
+    finally:
+        pool.close()
+    check_constant_rollouts(r, 3)
