@@ -22,7 +22,7 @@ def ray_session():
 @pytest.fixture
 def nav_rollouts():
     """A tiny batch of 2D-navigation rollouts (3 tasks × 4 episodes × horizon 10) from the in-process worker."""
-    from metarl.policies import expand, make_policy, to_numpy
+    from metarl.policies import expand, to_numpy
     from metarl.rollout import RolloutWorker
     import torch
 

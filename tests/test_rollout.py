@@ -4,7 +4,6 @@ its own task, deterministically whatever the number of workers."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from metarl.envs.navigation import BatchedNavigation2D, Navigation2DFamily
