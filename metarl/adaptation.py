@@ -27,7 +27,9 @@ class PolicyBatch:
 
     def task(self, i: int) -> "PolicyBatch":
         """Task i's slice, keeping a task dimension of 1 (for the per-task references)."""
-        s = slice(i, i + 1)
+        return self.tasks(slice(i, i + 1))
+
+    def tasks(self, s: slice) -> "PolicyBatch":
         return PolicyBatch(self.obs[s], self.actions[s], self.advantages[s], self.mask[s])
 
 

@@ -94,7 +94,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     policy_spec = {"hidden_sizes": config.policy.hidden_sizes, "activation": config.policy.activation,
                    "init_log_std": config.policy.init_log_std}
     policy = make_policy(family.observation_space, family.action_space, **policy_spec)
-    learner = Learner(policy, load_checkpoint(checkpoint)["theta"], config.algo, resolve_device(config.learner.device))
+    learner = Learner(policy, load_checkpoint(checkpoint)["theta"], config.algo, resolve_device(config.learner.device),
+                      config.learner.task_chunk)
     if config.sampler.num_workers > 0:
         init_ray(config.ray.address, config.ray.num_cpus)
     pool = RolloutPool({"name": config.family.name, "version": family.version, "kwargs": config.family.kwargs},

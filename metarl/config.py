@@ -74,6 +74,8 @@ class SamplerConfig:
 @dataclass(frozen=True)
 class LearnerConfig:
     device: str = "auto"
+    task_chunk: int | None = None
+    """Tasks per block in the outer objective; null = auto (all at once on CUDA, cache-sized blocks on CPU)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "learner.device": (lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"),
                        "auto, cpu, cuda or cuda:N"),
     "ray.num_cpus": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    "learner.task_chunk": (lambda v: v >= 0, "null (auto) or an integer >= 0 (0 = all tasks at once)"),
 }
 
 

@@ -24,13 +24,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# On a CPU the outer objective is bound by memory bandwidth, not by per-operation overhead: activations of a whole
+# meta-batch ([tasks, episodes × T, hidden] float32, ~20 MB) stream through RAM on every elementwise op of the
+# third-order graph. Blocks of tasks whose activations fit in L2 cache run 1.3-1.5× faster (measured with
+# `metarl perf update`); a GPU takes the whole meta-batch at once.
+CPU_BLOCK_BYTES = 2 * 1024 * 1024
+
+
+def auto_task_chunk(device: torch.device, samples_per_task: int, widest_layer: int) -> int:
+    """Tasks per block for the outer objective: 0 (all at once) on CUDA, else as many as fit CPU_BLOCK_BYTES."""
+    if device.type == "cuda":
+        return 0
+    return max(1, CPU_BLOCK_BYTES // (4 * samples_per_task * widest_layer))
+
+
 class Learner:
     """Holds the meta-parameters θ; every computation is batched over the tasks of a meta-batch."""
 
-    def __init__(self, policy: Policy, theta: Params, algo: AlgoConfig, device: torch.device):
+    def __init__(self, policy: Policy, theta: Params, algo: AlgoConfig, device: torch.device,
+                 task_chunk: int | None = None):
         self.policy = policy
         self.algo = algo
         self.device = device
+        self.task_chunk = task_chunk
         self.theta: Params = {k: v.detach().to(device) for k, v in theta.items()}
         self.trpo = TRPOSettings(algo.max_kl, algo.cg_iters, algo.cg_damping, algo.ls_max_steps,
                                  algo.ls_backtrack_ratio)
@@ -64,7 +80,11 @@ class Learner:
         if not all(torch.isfinite(b.advantages).all() for b in (*supports, query)):
             self.skipped_updates += 1
             return {"skipped": 1, "accepted": 0}
-        objective = MetaObjective(self.policy, supports, query, self.algo.inner_lr, self.algo.first_order, batched)
+        chunk = self.task_chunk
+        if chunk is None:
+            chunk = auto_task_chunk(self.device, query.obs.shape[1], max(self.policy.hidden_sizes, default=1))
+        objective = MetaObjective(self.policy, supports, query, self.algo.inner_lr, self.algo.first_order, batched,
+                                  task_chunk=chunk)
         theta, stats = trpo_step(objective, self.theta, self.trpo)
         self.theta = theta
         self.skipped_updates += stats["skipped"]

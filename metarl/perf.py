@@ -22,7 +22,7 @@ from metarl.algorithms.maml_trpo import MetaObjective, trpo_step
 from metarl.config import load_config
 from metarl.evaluation import sample_adaptation_path
 from metarl.families import make_family
-from metarl.learner import Learner, resolve_device
+from metarl.learner import Learner, auto_task_chunk, resolve_device
 from metarl.policies import GaussianMLPPolicy, expand, make_policy, to_numpy
 from metarl.rollout import RolloutPool, init_ray
 
@@ -54,7 +54,8 @@ def raw_step_rate(family, steps: int = 5000, seed: int = 0) -> float:
 
 
 def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats: int = 5,
-                 tasks_per_worker: int = 10, episodes: int = 2) -> dict[str, Any]:
+                 tasks_per_worker: int = 10, episodes: int = 20) -> dict[str, Any]:
+    """A paper-sized load per worker (10 tasks × 20 episodes × the family's horizon)."""
     family = make_family(family_name)
     spec = {"hidden_sizes": (64, 64), "activation": "tanh", "init_log_std": 0.0}
     policy = make_policy(family.observation_space, family.action_space, **spec)
@@ -93,7 +94,10 @@ def _synthetic_batch(n: int, episodes: int, horizon: int, obs_dim: int, act_dim:
 
 def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats: int = 3,
                 device: str = "auto") -> dict[str, Any]:
-    """TRPO meta-update, HalfCheetah-sized (obs 17, actions 6, 64×64 tanh; 40 tasks × 20 episodes × H=100)."""
+    """TRPO meta-update, HalfCheetah-sized (obs 17, actions 6, 64×64 tanh; 40 tasks × 20 episodes × H=100).
+
+    ``batched_s`` is the learner's default path (task blocks sized for the device, see learner.auto_task_chunk),
+    ``unblocked_s`` the whole meta-batch in one block, ``per_task_loop_s`` the per-task reference."""
     dev = resolve_device(device)
     policy = GaussianMLPPolicy(17, 6, (64, 64), "tanh")
     g = torch.Generator().manual_seed(0)
@@ -101,17 +105,21 @@ def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats
     support = _synthetic_batch(tasks, episodes, horizon, 17, 6, g, dev)
     query = _synthetic_batch(tasks, episodes, horizon, 17, 6, g, dev)
     settings = Learner(policy, theta, load_config(PRESET).algo, dev).trpo
+    chunk = auto_task_chunk(dev, episodes * horizon, 64)
 
-    def update(batched: bool) -> Callable[[], None]:
+    def update(batched: bool, task_chunk: int) -> Callable[[], None]:
         def run() -> None:
-            trpo_step(MetaObjective(policy, [support], query, 0.1, batched=batched), theta, settings)
+            objective = MetaObjective(policy, [support], query, 0.1, batched=batched, task_chunk=task_chunk)
+            trpo_step(objective, theta, settings)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
         return run
 
-    batched_s = _median_time(update(True), repeats)
-    loop_s = _median_time(update(False), repeats)
-    return {"batched_s": batched_s, "per_task_loop_s": loop_s, "speedup": loop_s / batched_s, "device": str(dev)}
+    batched_s = _median_time(update(True, chunk), repeats)
+    unblocked_s = batched_s if chunk == 0 else _median_time(update(True, 0), repeats)
+    loop_s = _median_time(update(False, 0), repeats)
+    return {"batched_s": batched_s, "per_task_loop_s": loop_s, "speedup": loop_s / batched_s, "device": str(dev),
+            "unblocked_s": unblocked_s, "task_chunk": chunk}
 
 
 def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, Any]:

@@ -44,7 +44,8 @@ class Trainer:
             theta = state["theta"]
             self.task_rng.bit_generator.state = state["task_rng"]
             self.start_iteration, self.env_steps = state["iteration"], state["env_steps"]
-        self.learner = Learner(self.policy, theta, config.algo, resolve_device(config.learner.device))
+        self.learner = Learner(self.policy, theta, config.algo, resolve_device(config.learner.device),
+                               config.learner.task_chunk)
         if resume_from is not None:
             self.learner.skipped_updates = state["skipped_updates"]
 

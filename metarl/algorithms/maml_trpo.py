@@ -43,6 +43,7 @@ class MetaObjective:
     inner_lr: float
     first_order: bool = False
     batched: bool = True
+    task_chunk: int = 0  # >0: evaluate the batched path this many tasks at a time (cache-sized tensors on CPU)
     old_dist: Any = None  # query-action distribution at θ_old; set by the first evaluation
     old_logp: torch.Tensor | None = None
 
@@ -58,15 +59,18 @@ class MetaObjective:
         return loss, kl, dist
 
     def _distribution(self, theta: Params, differentiable: bool) -> Any:
-        if self.batched:
+        n = self.query.obs.shape[0]
+        if self.batched and not (0 < self.task_chunk < n):
             phi = adapt_steps(self.policy, theta, self.supports, self.inner_lr, self.first_order, differentiable)
             return self.policy.distribution(phi, self.query.obs)
-        # Reference: adapt and evaluate one task at a time, then stack the per-task distributions.
+        # Reference (one task at a time) or chunks of tasks; the per-chunk distributions are stacked.
+        size = self.task_chunk if self.batched else 1
         per_task = []
-        for i in range(self.query.obs.shape[0]):
-            phi = adapt_steps(self.policy, theta, [b.task(i) for b in self.supports], self.inner_lr,
+        for lo in range(0, n, size):
+            s = slice(lo, min(lo + size, n))
+            phi = adapt_steps(self.policy, theta, [b.tasks(s) for b in self.supports], self.inner_lr,
                               self.first_order, differentiable)
-            per_task.append(self.policy.distribution(phi, self.query.task(i).obs))
+            per_task.append(self.policy.distribution(phi, self.query.tasks(s).obs))
         if isinstance(per_task[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*per_task))
         return torch.cat(per_task)
