@@ -36,10 +36,11 @@ def test_conjugate_gradient_solves_spd_system():
     M = torch.randn(6, 6, generator=gen, dtype=torch.float64)
     A = M @ M.T + 0.5 * torch.eye(6, dtype=torch.float64)
     b = torch.randn(6, generator=gen, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: A @ v, b, iters=20)
+    x, Ax = conjugate_gradient(lambda v: A @ v, b, iters=20)
     assert torch.allclose(x, torch.linalg.solve(A, b), atol=1e-6)
+    assert torch.allclose(Ax, A @ x, atol=1e-8)  # the product TRPO uses to scale its step, without another HVP
     # exact in at most dim iterations for a well-conditioned system
-    x6 = conjugate_gradient(lambda v: A @ v, b, iters=6)
+    x6, _ = conjugate_gradient(lambda v: A @ v, b, iters=6)
     assert torch.allclose(A @ x6, b, atol=1e-5)
 
 
@@ -135,8 +136,7 @@ def test_fisher_vector_product_used_by_trpo_is_exact(monkeypatch):
     monkeypatch.setattr(maml_trpo, "conjugate_gradient", spy)
     obj = MetaObjective(policy, supports, query, inner_lr=0.5)
     trpo_step(obj, theta, settings)
-    if "Avp" not in captured:
-        pytest.skip("trpo_step no longer passes its Fisher-vector product through conjugate_gradient")
+    assert "Avp" in captured, "trpo_step must solve with its Fisher-vector product through conjugate_gradient"
 
     gen = torch.Generator().manual_seed(7)
     flat0 = _flat(theta)
@@ -146,10 +146,8 @@ def test_fisher_vector_product_used_by_trpo_is_exact(monkeypatch):
         th = {k: v.clone().requires_grad_() for k, v in _unflat(flat, theta).items()}
         return _flat(dict(zip(th, torch.autograd.grad(obj(th)[1], list(th.values())))))
 
-    reference = getattr(maml_trpo, "kl_hvp_reference", None)
-    if reference is not None:  # the slow "differentiate ∇KL again" reference, if the module keeps one
-        th = {k: v.clone().requires_grad_() for k, v in theta.items()}
-        ref_hvp = reference(obj(th)[1], list(th.values()), settings.cg_damping)
+    th = {k: v.clone().requires_grad_() for k, v in theta.items()}  # the slow "differentiate ∇KL again" reference
+    ref_hvp = maml_trpo.kl_hvp_reference(obj(th)[1], list(th.values()), settings.cg_damping)
     for _ in range(3):
         v = torch.randn(flat0.shape, generator=gen, dtype=torch.float64)
         hvp = captured["Avp"](v.clone()).detach() - settings.cg_damping * v
@@ -157,8 +155,7 @@ def test_fisher_vector_product_used_by_trpo_is_exact(monkeypatch):
         rel = (hvp - fd).norm() / fd.norm()
         assert rel < 1e-5, f"relative error {rel:.2e}"
         assert fd.norm() > 1e-6
-        if reference is not None:
-            assert torch.allclose(ref_hvp(v.clone()).detach() - settings.cg_damping * v, hvp, rtol=1e-8, atol=1e-12)
+        assert torch.allclose(ref_hvp(v.clone()).detach() - settings.cg_damping * v, hvp, rtol=1e-8, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------------- Learner

@@ -89,13 +89,14 @@ def unflat(vector: torch.Tensor, like: Params) -> Params:
 
 
 def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int,
-                       residual_tol: float = 1e-10) -> torch.Tensor:
-    """Solve A x = b for symmetric positive-definite A given only products A·v."""
+                       residual_tol: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve A x = b for symmetric positive-definite A given only products A·v. Returns (x, A·x); A·x = b − r
+    comes from the residual for free, which saves TRPO one product to scale its step."""
     x = torch.zeros_like(b)
     r, p = b.clone(), b.clone()
     rr = r @ r
     if rr < residual_tol:  # b = 0: the solution is 0 (and alpha below would be 0/0)
-        return x
+        return x, b - r
     for _ in range(iters):
         Ap = Avp(p)
         alpha = rr / (p @ Ap)
@@ -106,7 +107,7 @@ def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Ten
             break
         p = r + (rr_new / rr) * p
         rr = rr_new
-    return x
+    return x, b - r
 
 
 def kl_hvp(kl: torch.Tensor, dist: Any, params: list[torch.Tensor], damping: float
@@ -161,8 +162,8 @@ def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]], 
         return unchanged, stats
 
     hvp = kl_hvp(kl, dist, params, settings.cg_damping)
-    step_dir = conjugate_gradient(hvp, -grad, settings.cg_iters)
-    shs = 0.5 * (step_dir @ hvp(step_dir))
+    step_dir, fisher_step_dir = conjugate_gradient(hvp, -grad, settings.cg_iters)
+    shs = 0.5 * (step_dir @ fisher_step_dir)
     full_step = step_dir * torch.sqrt(settings.max_kl / shs)
     if not torch.isfinite(full_step).all():
         stats["skipped"] = 1
