@@ -68,11 +68,6 @@ class BatchedEnv(Protocol):
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]: ...
 
 
-def register_family(name: str, target: str) -> None:
-    """Register ``name`` -> ``"module:Class"`` for this process (entry points do the same across processes)."""
-    _BUILTINS[name] = target
-
-
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
