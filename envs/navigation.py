@@ -1,7 +1,13 @@
 """2D navigation (Finn et al. 2017): a point starts at the origin and must reach a goal drawn from U[-0.5, 0.5]^2.
 
-Actions are velocities clipped to ±0.1 per axis; the reward is the negative distance to the goal after the
-move; every episode lasts ``horizon`` steps.
+Each step moves the point by a velocity of at most 0.1 per axis; the reward is the negative distance to the goal
+after the move; every episode lasts ``horizon`` steps. Versions differ in how actions map to velocities:
+
+- ``finn2017`` (default): actions live in [-1, 1] and are scaled to velocities in [-0.1, 0.1], as in the authors'
+  code, which wraps the point env in rllab's ``normalize`` (so a unit-variance Gaussian policy explores at the
+  scale of the task).
+- ``raw-velocity``: actions are the velocities themselves, clipped to ±0.1 (as in pytorch-maml-rl); a policy with
+  standard deviation 1 then saturates almost every action.
 """
 
 from __future__ import annotations
@@ -11,7 +17,12 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-MAX_ACTION = 0.1
+MAX_VELOCITY = 0.1
+
+
+def velocity(actions: np.ndarray, action_bound: float) -> np.ndarray:
+    """Clip actions to ±action_bound and scale them to velocities of at most MAX_VELOCITY per axis."""
+    return np.clip(np.asarray(actions, dtype=np.float64), -action_bound, action_bound) * (MAX_VELOCITY / action_bound)
 
 
 class Navigation2DEnv(gym.Env):
@@ -19,9 +30,10 @@ class Navigation2DEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, task: dict | None = None, horizon: int = 100):
+    def __init__(self, task: dict | None = None, horizon: int = 100, action_bound: float = 1.0):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-MAX_ACTION, MAX_ACTION, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-action_bound, action_bound, shape=(2,), dtype=np.float32)
+        self.action_bound = action_bound
         self.horizon = horizon
         self._goal = np.zeros(2)
         self._state = np.zeros(2)
@@ -42,8 +54,7 @@ class Navigation2DEnv(gym.Env):
         return self._state.astype(np.float32), {"task": self.get_task()}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=np.float64), -MAX_ACTION, MAX_ACTION)
-        self._state = self._state + action
+        self._state = self._state + velocity(action, self.action_bound)
         self._t += 1
         reward = -float(np.linalg.norm(self._state - self._goal))
         truncated = self._t >= self.horizon
@@ -53,8 +64,9 @@ class Navigation2DEnv(gym.Env):
 class BatchedNavigation2D:
     """``num_envs`` point masses advanced by one numpy operation per step (the fast path the sampler uses)."""
 
-    def __init__(self, num_envs: int):
+    def __init__(self, num_envs: int, action_bound: float = 1.0):
         self.num_envs = num_envs
+        self.action_bound = action_bound
         self._goals = np.zeros((num_envs, 2))
         self._states = np.zeros((num_envs, 2))
 
@@ -66,17 +78,20 @@ class BatchedNavigation2D:
         return self._states.astype(np.float32)
 
     def step(self, actions: np.ndarray):
-        self._states = self._states + np.clip(actions, -MAX_ACTION, MAX_ACTION)
+        self._states = self._states + velocity(actions, self.action_bound)
         rewards = -np.linalg.norm(self._states - self._goals, axis=-1)
         return self._states.astype(np.float32), rewards, np.zeros(self.num_envs, dtype=bool), {}
 
 
 class Navigation2DFamily:
-    """Goals uniform in a square; versions name the square's half-width and the horizon."""
+    """Goals uniform in a square; versions set the square, the horizon and the action scale."""
 
     default_version = "finn2017"
     versions: dict[str, dict[str, Any]] = {
-        "finn2017": {"goal_low": -0.5, "goal_high": 0.5, "horizon": 100, "distribution": "goal ~ U[-0.5, 0.5]^2"},
+        "finn2017": {"goal_low": -0.5, "goal_high": 0.5, "horizon": 100, "action_bound": 1.0,
+                     "distribution": "goal ~ U[-0.5, 0.5]^2; actions in [-1, 1] scaled to velocities of ±0.1"},
+        "raw-velocity": {"goal_low": -0.5, "goal_high": 0.5, "horizon": 100, "action_bound": 0.1,
+                         "distribution": "goal ~ U[-0.5, 0.5]^2; actions are velocities clipped to ±0.1"},
     }
 
     def __init__(self, version: str | None = None, horizon: int | None = None):
@@ -86,7 +101,8 @@ class Navigation2DFamily:
         self.version = version
         self.horizon = int(horizon if horizon is not None else spec["horizon"])
         self._low, self._high = spec["goal_low"], spec["goal_high"]
-        env = Navigation2DEnv(horizon=self.horizon)
+        self._action_bound = spec["action_bound"]
+        env = Navigation2DEnv(horizon=self.horizon, action_bound=self._action_bound)
         self.observation_space = env.observation_space
         self.action_space = env.action_space
 
@@ -95,10 +111,10 @@ class Navigation2DFamily:
         return [{"goal": g.tolist()} for g in goals]
 
     def make_env(self, task: dict | None = None) -> gym.Env:
-        return Navigation2DEnv(task, horizon=self.horizon)
+        return Navigation2DEnv(task, horizon=self.horizon, action_bound=self._action_bound)
 
     def make_batched_env(self, n: int) -> BatchedNavigation2D:
-        return BatchedNavigation2D(n)
+        return BatchedNavigation2D(n, self._action_bound)
 
     def oracle_features(self, task: dict) -> np.ndarray:
         return np.asarray(task["goal"], dtype=np.float32)

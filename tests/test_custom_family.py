@@ -20,7 +20,7 @@ from metarl.families import FamilyError, list_families, make_family
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_family"
 BUILTIN_VERSIONS = {
-    "2d-navigation": ["finn2017"],
+    "2d-navigation": ["finn2017", "raw-velocity"],
     "halfcheetah-vel": ["finn2017", "rothfuss2019"],
     "halfcheetah-dir": ["finn2017", "rothfuss2019"],
     "ant-vel": ["finn2017"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from metarl.envs.navigation import BatchedNavigation2D, Navigation2DFamily
+from metarl.envs.navigation import BatchedNavigation2D, Navigation2DFamily, velocity
 from metarl.policies import expand, to_numpy
 from metarl.rollout import RolloutPool, Rollouts, RolloutWorker
 
@@ -14,8 +14,8 @@ HORIZON = 12
 FAMILY = {"name": "2d-navigation", "version": "finn2017", "kwargs": {"horizon": HORIZON}}
 POLICY = {"hidden_sizes": (4,), "activation": "tanh", "init_log_std": 0.0}
 GOALS = [[0.3, -0.2], [-0.4, 0.1], [0.05, 0.45], [-0.25, -0.35], [0.2, 0.2]]
-# Task 4's mean is outside the ±0.1 action box: the recorded action is the sampled one, the env moves by the clip.
-BIASES = np.array([[0.018, -0.015], [0.036, -0.03], [-0.054, 0.045], [0.072, 0.06], [0.25, -0.3]], dtype=np.float32)
+# Task 4's mean is outside the [-1, 1] action box: the recorded action is the sampled one, the env moves by the clip.
+BIASES = np.array([[0.18, -0.15], [0.36, -0.3], [-0.54, 0.45], [0.72, 0.6], [2.5, -3.0]], dtype=np.float32)
 TASKS = [{"goal": g} for g in GOALS]
 SEEDS = [101, 102, 103, 104, 105]
 
@@ -32,7 +32,7 @@ def constant_params(worker_or_policy) -> dict[str, np.ndarray]:
 
 def expected_nav(bias: np.ndarray, goal, T: int):
     """Observations and rewards of a 2D-nav episode that applies the same action every step."""
-    step = np.clip(bias, -0.1, 0.1).astype(np.float64)
+    step = velocity(bias, 1.0)  # finn2017: actions in [-1, 1] are scaled to velocities of at most 0.1
     pos = np.zeros(2)
     obs, rewards = [], []
     for _ in range(T):
