@@ -91,15 +91,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError("eval: --num-tasks must be >= 1 and --steps >= 0")
     config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
     family = make_family(config.family.name, config.family.version, **config.family.kwargs)
-    policy_spec = {"hidden_sizes": config.policy.hidden_sizes, "activation": config.policy.activation,
-                   "init_log_std": config.policy.init_log_std}
-    policy = make_policy(family.observation_space, family.action_space, **policy_spec)
+    policy = make_policy(family.observation_space, family.action_space, **config.policy.spec())
     learner = Learner(policy, load_checkpoint(checkpoint)["theta"], config.algo, resolve_device(config.learner.device),
                       config.learner.task_chunk)
     if config.sampler.num_workers > 0:
         init_ray(config.ray.address, config.ray.num_cpus)
-    pool = RolloutPool({"name": config.family.name, "version": family.version, "kwargs": config.family.kwargs},
-                       policy_spec, config.sampler.num_workers)
+    pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers)
     try:
         result = evaluate(pool, learner, family, config.seed, args.num_tasks, args.steps,
                           config.sampler.episodes_per_task)

@@ -29,6 +29,10 @@ class FamilyConfig:
     kwargs: dict = field(default_factory=dict)
     """Extra keyword arguments for the family's constructor."""
 
+    def spec(self) -> dict:
+        """What a rollout worker needs to build the family in its own process."""
+        return {"name": self.name, "version": self.version, "kwargs": dict(self.kwargs)}
+
 
 @dataclass(frozen=True)
 class AlgoConfig:
@@ -54,6 +58,10 @@ class PolicyConfig:
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     init_log_std: float = 0.0
+
+    def spec(self) -> dict:
+        """Keyword arguments of ``policies.make_policy`` (also shipped to rollout workers)."""
+        return {"hidden_sizes": self.hidden_sizes, "activation": self.activation, "init_log_std": self.init_log_std}
 
 
 @dataclass(frozen=True)

@@ -127,14 +127,12 @@ def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, An
     cfg = load_config(PRESET)
     workers = cfg.sampler.num_workers if workers is None else workers
     family = make_family(cfg.family.name, cfg.family.version)
-    spec = {"hidden_sizes": cfg.policy.hidden_sizes, "activation": cfg.policy.activation,
-            "init_log_std": cfg.policy.init_log_std}
-    policy = make_policy(family.observation_space, family.action_space, **spec)
+    policy = make_policy(family.observation_space, family.action_space, **cfg.policy.spec())
     learner = Learner(policy, policy.init_params(torch.Generator().manual_seed(0)), cfg.algo,
-                      resolve_device(cfg.learner.device))
+                      resolve_device(cfg.learner.device), cfg.learner.task_chunk)
     if workers > 0:
         init_ray(None, max(workers, 1))
-    pool = RolloutPool({"name": family.name, "version": family.version, "kwargs": {}}, spec, workers)
+    pool = RolloutPool(cfg.family.spec(), cfg.policy.spec(), workers)
     rng = seeding.generator(0, seeding.TASKS)
     n, E = cfg.train.meta_batch_size, cfg.sampler.episodes_per_task
     rows: list[tuple[float, float, float, float]] = []

@@ -32,9 +32,7 @@ class Trainer:
         config = replace(config, family=replace(config.family, version=self.family.version))
         self.config = config
         self.run_dir = run_dir
-        policy_spec = {"hidden_sizes": config.policy.hidden_sizes, "activation": config.policy.activation,
-                       "init_log_std": config.policy.init_log_std}
-        self.policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
+        self.policy = make_policy(self.family.observation_space, self.family.action_space, **config.policy.spec())
         torch_generator = torch.Generator().manual_seed(seeding.derive_seed(config.seed, seeding.LEARNER))
         theta = self.policy.init_params(torch_generator)
         self.task_rng = seeding.generator(config.seed, seeding.TASKS)
@@ -53,8 +51,7 @@ class Trainer:
         save_config(config, run_dir / "config.yaml")
         if config.sampler.num_workers > 0:
             init_ray(config.ray.address, config.ray.num_cpus)
-        family_spec = {"name": config.family.name, "version": config.family.version, "kwargs": config.family.kwargs}
-        self.pool = RolloutPool(family_spec, policy_spec, config.sampler.num_workers)
+        self.pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers)
         self.logger = RunLogger(run_dir, to_dict(config), config.train.iterations,
                                 config.algo.inner_steps, self.start_iteration, config.log.progress)
 
