@@ -39,23 +39,14 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def raw_step_rate(family, steps: int = 5000, seed: int = 0) -> float:
-    """Steps/s of one plain env of the family with random actions and no policy (the simulator's own speed)."""
-    env = family.make_env(family.sample_tasks(np.random.default_rng(seed), 1)[0])
-    env.action_space.seed(seed)
-    actions = [env.action_space.sample() for _ in range(steps)]
-    env.reset(seed=seed)
-    t0 = time.perf_counter()
-    for a in actions:
-        _, _, terminated, truncated, _ = env.step(a)
-        if terminated or truncated:
-            env.reset()
-    return steps / (time.perf_counter() - t0)
-
-
 def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats: int = 5,
                  tasks_per_worker: int = 10, episodes: int = 20) -> dict[str, Any]:
-    """A paper-sized load per worker (10 tasks × 20 episodes × the family's horizon)."""
+    """A paper-sized load per worker (10 tasks × 20 episodes × the family's horizon).
+
+    Each repeat times one pool call and then the raw env in the same worker processes right after it, and the
+    ratio is taken per repeat, so that both sides of every ratio see the same core and the same machine speed (on a
+    shared VM it drifts by ±15% within minutes).
+    """
     family = make_family(family_name)
     spec = {"hidden_sizes": (64, 64), "activation": "tanh", "init_log_std": 0.0}
     policy = make_policy(family.observation_space, family.action_space, **spec)
@@ -66,20 +57,20 @@ def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats
     if workers > 0:
         init_ray(None, max(workers, 1))
     pool = RolloutPool({"name": family_name, "version": family.version, "kwargs": {}}, spec, workers)
-    steps = []
-
-    def sample() -> None:
-        steps.append(pool.sample(tasks, params, episodes, list(range(n))).env_steps)
-
+    rates, raws = [], []
     try:
-        pool_time = _median_time(sample, repeats)
+        pool.sample(tasks, params, episodes, list(range(n)))  # warm-up: actors start, envs are built
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            steps = pool.sample(tasks, params, episodes, list(range(n))).env_steps
+            rates.append(steps / (time.perf_counter() - t0))
+            raws.append(statistics.mean(pool.raw_step_rates(seed=i)))
     finally:
         if workers > 0:
             pool.close()
-    raw = statistics.median(raw_step_rate(family, seed=i) for i in range(3))
-    rate = statistics.median(steps) / pool_time
-    return {"env_steps_per_s": rate, "raw_env_steps_per_s": raw, "workers": workers,
-            "ratio": rate / (raw * max(workers, 1)), "family": family_name}
+    ratios = [rate / (raw * max(workers, 1)) for rate, raw in zip(rates, raws)]
+    return {"env_steps_per_s": statistics.median(rates), "raw_env_steps_per_s": statistics.median(raws),
+            "workers": workers, "ratio": statistics.median(ratios), "family": family_name}
 
 
 def _synthetic_batch(n: int, episodes: int, horizon: int, obs_dim: int, act_dim: int, generator: torch.Generator,

@@ -10,6 +10,7 @@ over workers.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
 
@@ -56,14 +57,19 @@ class GymBatchedEnv:
     """The BatchedEnv protocol over ``num_envs`` plain gymnasium envs of a family (for MuJoCo and user envs).
 
     Envs are created once and re-tasked in place with ``set_task``; an env that terminates is not stepped again
-    in that episode.
+    in that episode. The step loop is the sampler's hot path: bound methods, a list of live envs and arrays
+    reused across steps (the returned arrays are valid until the next call).
     """
 
     def __init__(self, family: TaskFamily, num_envs: int):
         self.num_envs = num_envs
         self.envs = [family.make_env() for _ in range(num_envs)]
+        self._steps = [env.step for env in self.envs]
+        self._live: list[int] = []
+        self._obs = np.zeros((num_envs, *family.observation_space.shape), dtype=np.float32)
+        self._rewards = np.zeros(num_envs)
         self._done = np.zeros(num_envs, dtype=bool)
-        self._last_obs: np.ndarray | None = None
+        self._success = np.zeros(num_envs, dtype=bool)
 
     def set_tasks(self, tasks: Sequence[dict]) -> None:
         for env, task in zip(self.envs, tasks):
@@ -71,22 +77,27 @@ class GymBatchedEnv:
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         self._done[:] = False
-        self._last_obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds)]).astype(np.float32)
-        return self._last_obs
+        self._live = list(range(self.num_envs))
+        for i, (env, seed) in enumerate(zip(self.envs, seeds)):
+            self._obs[i] = env.reset(seed=int(seed))[0]
+        return self._obs
 
     def step(self, actions: np.ndarray):
-        obs = self._last_obs.copy()
-        rewards = np.zeros(self.num_envs)
-        success = np.zeros(self.num_envs, dtype=bool)
-        for i, env in enumerate(self.envs):
-            if self._done[i]:
-                continue
-            o, r, terminated, truncated, info = env.step(actions[i])
-            obs[i], rewards[i] = o, r
-            success[i] = bool(info.get("success", False))
-            self._done[i] = terminated or truncated
-        self._last_obs = obs
-        return obs, rewards, self._done.copy(), {"success": success}
+        obs, rewards, done, success = self._obs, self._rewards, self._done, self._success
+        rewards[:] = 0.0
+        success[:] = False
+        finished = False
+        for i in self._live:
+            o, r, terminated, truncated, info = self._steps[i](actions[i])
+            obs[i] = o
+            rewards[i] = r
+            if "success" in info:
+                success[i] = info["success"]
+            if terminated or truncated:
+                done[i] = finished = True
+        if finished:
+            self._live = [i for i in self._live if not done[i]]
+        return obs, rewards, done, {"success": success}
 
 
 class RolloutWorker:
@@ -99,7 +110,7 @@ class RolloutWorker:
         # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (MuJoCo) are stepped
         # one by one anyway, so a few dozen at a time keep startup and memory small at no cost in throughput.
         native = getattr(self.family, "make_batched_env", None) is not None
-        self.max_envs = max_envs if max_envs is not None else (4096 if native else 64)
+        self.max_envs = max_envs if max_envs is not None else (4096 if native else 128)
         self._envs: dict[int, BatchedEnv] = {}
         self._clip = None
         if not self.policy.discrete:
@@ -122,6 +133,20 @@ class RolloutWorker:
             chunk_params = {k: v[lo:hi] for k, v in params.items()}
             parts.append(self._sample_chunk(tasks[lo:hi], chunk_params, episodes, seeds[lo:hi]))
         return parts[0] if len(parts) == 1 else Rollouts.concat(parts)
+
+    def raw_step_rate(self, steps: int = 5000, seed: int = 0) -> float:
+        """Steps/s of one plain env of the family with random actions and no policy: the simulator's own speed,
+        measured in this worker's process so that `metarl perf sampler` compares like with like."""
+        env = self.family.make_env(self.family.sample_tasks(np.random.default_rng(seed), 1)[0])
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(steps)]
+        env.reset(seed=seed)
+        t0 = time.perf_counter()
+        for a in actions:
+            _, _, terminated, truncated, _ = env.step(a)
+            if terminated or truncated:
+                env.reset()
+        return steps / (time.perf_counter() - t0)
 
     def sample_slice(self, tasks: Sequence[dict], params: dict[str, np.ndarray], lo: int, hi: int, episodes: int,
                      seeds: Sequence[int]) -> Rollouts:
@@ -230,6 +255,14 @@ class RolloutPool:
                 pending[self._submit(w, tasks, params_ref, episodes, seeds, lo, hi)] = (w, lo, hi)
         return Rollouts.concat([results[lo] for lo in sorted(results)])
 
+    def raw_step_rates(self, steps: int = 5000, seed: int = 0) -> list[float]:
+        """Each worker's raw single-env step rate, measured at the same time in every worker."""
+        if not self._actors:
+            return [self._local.raw_step_rate(steps, seed)]
+        import ray
+
+        return ray.get([actor.raw_step_rate.remote(steps, seed) for actor in self._actors])
+
     def _submit(self, w, tasks, params_ref, episodes, seeds, lo, hi):
         return self._actors[w].sample_slice.remote(tasks[lo:hi], params_ref, lo, hi, episodes, list(seeds[lo:hi]))
 
@@ -251,5 +284,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
+        # Ray starts workers niced (15) by default; here the rollout actors are the main work of the machine.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
