@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
@@ -41,8 +41,8 @@ class RunLogger:
         self._progress: Progress | None = None
         if progress:
             self._progress = Progress(
-                TextColumn("[bold]meta-iteration"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
-                TimeElapsedColumn(), TextColumn("{task.fields[speed]}"), TextColumn("{task.fields[ret]}"),
+                TextColumn("iter"), MofNCompleteColumn(), BarColumn(bar_width=20), TextColumn("eta"),
+                TimeRemainingColumn(), TextColumn("{task.fields[speed]}"), TextColumn("{task.fields[ret]}"),
                 console=self.console, transient=False)
             self._task = self._progress.add_task("train", total=total_iterations, completed=start_iteration,
                                                  speed="", ret="")
@@ -78,8 +78,8 @@ class RunLogger:
         if self._progress is not None:
             k = max(int(key.rsplit("_", 1)[1]) for key in metrics if key.startswith("return_step_"))
             self._progress.update(self._task, completed=iteration,
-                                  speed=f"{scalars.get('perf/env_steps_per_s', 0):,.0f} env-steps/s",
-                                  ret=f"return after {k} step(s): {metrics[f'return_step_{k}']:.2f}")
+                                  speed=f"{scalars.get('perf/env_steps_per_s', 0) / 1e3:,.0f}k env-steps/s",
+                                  ret=f"return@{k}: {metrics[f'return_step_{k}']:.2f}")
 
     def print(self, message: str) -> None:
         self.console.print(message, highlight=False)
