@@ -54,36 +54,48 @@ class Rollouts:
 
 
 class GymBatchedEnv:
-    """The BatchedEnv protocol over ``num_envs`` plain gymnasium envs of a family (for MuJoCo and user envs).
+    """The BatchedEnv protocol over plain gymnasium envs of a family (for MuJoCo and user envs).
 
-    Envs are created once and re-tasked in place with ``set_task``; an env that terminates is not stepped again
-    in that episode. The step loop is the sampler's hot path: bound methods, a list of live envs and arrays
-    reused across steps (the returned arrays are valid until the next call).
+    Envs are created once, re-tasked in place with ``set_task`` and reused by calls of any size up to the largest
+    seen (``reset`` with n seeds runs the first n). An env that terminates is not stepped again in that episode.
+    The step loop is the sampler's hot path: bound methods, a list of live envs and arrays reused across steps
+    (the returned arrays are valid until the next call).
     """
 
     def __init__(self, family: TaskFamily, num_envs: int):
-        self.num_envs = num_envs
-        self.envs = [family.make_env() for _ in range(num_envs)]
-        self._steps = [env.step for env in self.envs]
+        self._family = family
+        self.envs: list = []
+        self.num_envs = 0
         self._live: list[int] = []
-        self._obs = np.zeros((num_envs, *family.observation_space.shape), dtype=np.float32)
-        self._rewards = np.zeros(num_envs)
-        self._done = np.zeros(num_envs, dtype=bool)
-        self._success = np.zeros(num_envs, dtype=bool)
+        self.reserve(num_envs)
+
+    def reserve(self, n: int) -> None:
+        """Make sure at least ``n`` envs exist."""
+        if n <= len(self.envs):
+            return
+        self.envs += [self._family.make_env() for _ in range(n - len(self.envs))]
+        self._steps = [env.step for env in self.envs]
+        self._obs = np.zeros((n, *self._family.observation_space.shape), dtype=np.float32)
+        self._rewards = np.zeros(n)
+        self._done = np.zeros(n, dtype=bool)
+        self._success = np.zeros(n, dtype=bool)
 
     def set_tasks(self, tasks: Sequence[dict]) -> None:
         for env, task in zip(self.envs, tasks):
             env.get_wrapper_attr("set_task")(task)
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
-        self._done[:] = False
-        self._live = list(range(self.num_envs))
-        for i, (env, seed) in enumerate(zip(self.envs, seeds)):
-            self._obs[i] = env.reset(seed=int(seed))[0]
-        return self._obs
+        n = self.num_envs = len(seeds)
+        self.reserve(n)
+        self._done[:n] = False
+        self._live = list(range(n))
+        for i, seed in enumerate(seeds):
+            self._obs[i] = self.envs[i].reset(seed=int(seed))[0]
+        return self._obs[:n]
 
     def step(self, actions: np.ndarray):
-        obs, rewards, done, success = self._obs, self._rewards, self._done, self._success
+        n = self.num_envs
+        obs, rewards, done, success = self._obs[:n], self._rewards[:n], self._done[:n], self._success[:n]
         rewards[:] = 0.0
         success[:] = False
         finished = False
@@ -118,10 +130,15 @@ class RolloutWorker:
             self._clip = (space.low.astype(np.float32), space.high.astype(np.float32))
 
     def _env(self, n: int) -> BatchedEnv:
-        if n not in self._envs:
-            make_batched = getattr(self.family, "make_batched_env", None)
-            self._envs[n] = make_batched(n) if make_batched is not None else GymBatchedEnv(self.family, n)
-        return self._envs[n]
+        make_batched = getattr(self.family, "make_batched_env", None)
+        if make_batched is not None:  # cheap to build: one per size
+            if n not in self._envs:
+                self._envs[n] = make_batched(n)
+            return self._envs[n]
+        if not self._envs:  # plain envs are expensive to build: one set, grown to the largest chunk
+            self._envs[0] = GymBatchedEnv(self.family, n)
+        self._envs[0].reserve(n)
+        return self._envs[0]
 
     def sample(self, tasks: Sequence[dict], params: dict[str, np.ndarray], episodes: int,
                seeds: Sequence[int]) -> Rollouts:

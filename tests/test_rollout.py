@@ -184,3 +184,17 @@ def test_pool_restarts_a_dead_worker_and_resubmits_its_share(ray_session):
     finally:
         pool.close()
     check_constant_rollouts(r, 3)
+
+
+def test_mujoco_envs_are_built_once_and_reused_across_chunks():
+    """Plain gymnasium envs (MuJoCo) are expensive: one set, grown to the largest chunk, serves every chunk, and
+    chunking does not change what is sampled."""
+    spec = {"name": "halfcheetah-vel", "version": "rothfuss2019", "kwargs": {}}
+    chunked, whole = RolloutWorker(spec, POLICY, max_envs=4), RolloutWorker(spec, POLICY)
+    tasks = chunked.family.sample_tasks(np.random.default_rng(0), 5)
+    params = to_numpy(expand(chunked.policy.init_params(torch.Generator().manual_seed(0)), 5))
+    a, b = chunked.sample(tasks, params, 2, SEEDS), whole.sample(tasks, params, 2, SEEDS)
+    assert a.obs.shape == (5, 2, 100, 17)
+    for name in ("obs", "actions", "rewards", "mask"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert len(chunked._envs) == 1 and len(chunked._envs[0].envs) == 4  # 3 chunks (4, 4, 2 envs), one env set
