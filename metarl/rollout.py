@@ -120,7 +120,7 @@ class RolloutWorker:
         self.family = make_family(family_spec["name"], family_spec.get("version"), **family_spec.get("kwargs", {}))
         self.policy: Policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
         # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (MuJoCo) are stepped
-        # one by one anyway, so a few dozen at a time keep startup and memory small at no cost in throughput.
+        # one by one anyway, so 128 at a time keep startup and memory small and amortise the policy forward.
         native = getattr(self.family, "make_batched_env", None) is not None
         self.max_envs = max_envs if max_envs is not None else (4096 if native else 128)
         self._envs: dict[int, BatchedEnv] = {}
