@@ -10,6 +10,7 @@ over workers.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, fields
 from typing import Any, Sequence
@@ -17,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from metarl.config import ConfigError
 from metarl.families import BatchedEnv, TaskFamily, make_family
 from metarl.policies import Policy, from_numpy, make_policy
 
@@ -291,6 +293,18 @@ class RolloutPool:
         self._actors = []
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a plain ``host:port`` nobody listens on (Ray itself retries for minutes before giving up)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", "ray://..." and friends: leave them to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"ray.address / --address / RAY_ADDRESS {address!r}: no Ray cluster answers there ({exc}); "
+                          "start one with `ray start --head` or omit it to use an embedded local Ray") from None
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> None:
     """Join ``address`` (or RAY_ADDRESS) if given, else start an embedded local Ray with no public dashboard."""
     import ray
@@ -299,7 +313,13 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=False)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as exc:  # Ray raises ConnectionError, TimeoutError or RuntimeError here
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"ray.address / --address / RAY_ADDRESS {address!r}: cannot join a Ray cluster there "
+                              f"({first_line}); omit it to start an embedded local Ray") from None
     else:
         # Ray starts workers niced (15) by default; here the rollout actors are the main work of the machine.
         os.environ.setdefault("RAY_worker_niceness", "0")

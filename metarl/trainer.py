@@ -47,11 +47,11 @@ class Trainer:
         if resume_from is not None:
             self.learner.skipped_updates = state["skipped_updates"]
 
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-        if config.sampler.num_workers > 0:
+        if config.sampler.num_workers > 0:  # before anything is written: a wrong address must leave no run dir
             init_ray(config.ray.address, config.ray.num_cpus)
         self.pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
         self.logger = RunLogger(run_dir, to_dict(config), config.train.iterations,
                                 config.algo.inner_steps, self.start_iteration, config.log.progress)
 

@@ -120,7 +120,8 @@ def test_different_seed_different_metrics(run_dir, tmp_path):
     (["--set", "train.iterations=abc"], ["train.iterations", "integer"]),
     (["--set", "family.name=no-such-family"], ["no-such-family", "2d-navigation", "halfcheetah-vel", "bandit"]),
     (["--set", "algo.gamma=2"], ["algo.gamma", "(0, 1]"]),
-], ids=["unknown-key", "wrong-type", "unknown-family", "out-of-range"])
+    (["--set", "sampler.num_workers=1", "--address", "127.0.0.1:1"], ["127.0.0.1:1", "Ray"]),
+], ids=["unknown-key", "wrong-type", "unknown-family", "out-of-range", "no-cluster-at-address"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expect):
     log_dir = tmp_path / "runs"
     proc = metarl("train", CONFIG, f"--set=log.dir={log_dir}", "--set=sampler.num_workers=0", *args)
