@@ -322,6 +322,7 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
                               f"({first_line}); omit it to start an embedded local Ray") from None
     else:
         # Ray starts workers niced (15) by default; here the rollout actors are the main work of the machine.
+        # address="local": always a new embedded instance, even if `ray start` left a cluster on this machine.
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
