@@ -34,8 +34,8 @@ def _detach(dist: Any) -> Any:
 
 @dataclass
 class MetaObjective:
-    """θ -> (surrogate loss, mean KL to the pre-update query policy), batched over tasks or, for reference,
-    looped per task."""
+    """θ -> (surrogate loss, mean KL to the pre-update query policy), batched over all tasks, in blocks of
+    ``task_chunk`` tasks (the CPU path, see learner.auto_task_chunk), or looped per task (the reference)."""
 
     policy: Policy
     supports: Sequence[PolicyBatch]
@@ -65,15 +65,15 @@ class MetaObjective:
             return self.policy.distribution(phi, self.query.obs)
         # Reference (one task at a time) or chunks of tasks; the per-chunk distributions are stacked.
         size = self.task_chunk if self.batched else 1
-        per_task = []
+        blocks = []
         for lo in range(0, n, size):
             s = slice(lo, min(lo + size, n))
             phi = adapt_steps(self.policy, theta, [b.tasks(s) for b in self.supports], self.inner_lr,
                               self.first_order, differentiable)
-            per_task.append(self.policy.distribution(phi, self.query.tasks(s).obs))
-        if isinstance(per_task[0], tuple):
-            return tuple(torch.cat(parts) for parts in zip(*per_task))
-        return torch.cat(per_task)
+            blocks.append(self.policy.distribution(phi, self.query.tasks(s).obs))
+        if isinstance(blocks[0], tuple):
+            return tuple(torch.cat(parts) for parts in zip(*blocks))
+        return torch.cat(blocks)
 
 
 def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
