@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from metarl.families import FamilyError
+from metarl.families import FamilyError, resolve_version
 
 
 def _draw_noise(rng: np.random.Generator, steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,11 +146,7 @@ class BanditFamily:
     }
 
     def __init__(self, version: str | None = None, num_arms: int | None = None, horizon: int | None = None):
-        version = self.default_version if version is None else version
-        if version not in self.versions:
-            raise FamilyError(f"family 'bandit' has no version {version!r}; allowed: {', '.join(self.versions)}")
-        spec = self.versions[version]
-        self.version = version
+        self.version, spec = resolve_version(self.name, self.versions, self.default_version, version)
         self.num_arms = int(num_arms if num_arms is not None else spec["num_arms"])
         self.horizon = int(horizon if horizon is not None else spec["horizon"])
         if self.num_arms < 1 or self.horizon < 1:
@@ -280,11 +276,7 @@ class TabularMDPFamily:
 
     def __init__(self, version: str | None = None, num_states: int | None = None, num_actions: int | None = None,
                  horizon: int | None = None):
-        version = self.default_version if version is None else version
-        if version not in self.versions:
-            raise FamilyError(f"family 'tabular-mdp' has no version {version!r}; allowed: {', '.join(self.versions)}")
-        spec = self.versions[version]
-        self.version = version
+        self.version, spec = resolve_version(self.name, self.versions, self.default_version, version)
         self.num_states = int(num_states if num_states is not None else spec["num_states"])
         self.num_actions = int(num_actions if num_actions is not None else spec["num_actions"])
         self.horizon = int(horizon if horizon is not None else spec["horizon"])

@@ -35,7 +35,7 @@ from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 from gymnasium.spaces import Box
 
-from metarl.families import FamilyError
+from metarl.families import resolve_version
 
 
 def _float32_box(shape: tuple[int, ...]) -> Box:
@@ -197,11 +197,7 @@ class _LocomotionFamily:
     default_version = "finn2017"
 
     def __init__(self, version: str | None = None, horizon: int | None = None, **env_kwargs: Any):
-        version = self.default_version if version is None else version
-        if version not in self.versions:
-            raise FamilyError(f"family {self.name!r} has no version {version!r}; allowed: {', '.join(self.versions)}")
-        self.version = version
-        self.spec = self.versions[version]
+        self.version, self.spec = resolve_version(self.name, self.versions, self.default_version, version)
         self.horizon = int(horizon if horizon is not None else self.spec["horizon"])
         self._env_kwargs = {**self.spec.get("env", {}), **env_kwargs}
         probe = self.make_env()

@@ -17,6 +17,8 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from metarl.families import resolve_version
+
 MAX_VELOCITY = 0.1
 
 
@@ -95,10 +97,8 @@ class Navigation2DFamily:
     }
 
     def __init__(self, version: str | None = None, horizon: int | None = None):
-        version = self.default_version if version is None else version
-        spec = self.versions[version]
         self.name = "2d-navigation"
-        self.version = version
+        self.version, spec = resolve_version(self.name, self.versions, self.default_version, version)
         self.horizon = int(horizon if horizon is not None else spec["horizon"])
         self._low, self._high = spec["goal_low"], spec["goal_high"]
         self._action_bound = spec["action_bound"]

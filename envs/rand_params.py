@@ -22,7 +22,7 @@ from gymnasium.envs.mujoco.hopper_v5 import HopperEnv
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from gymnasium.spaces import Box
 
-from metarl.families import FamilyError
+from metarl.families import resolve_version
 
 # Model array -> base of the multiplier (multiplier = base ** U[-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT]).
 RAND_PARAMS: dict[str, float] = {"body_mass": 1.5, "body_inertia": 1.5, "dof_damping": 1.3, "geom_friction": 1.5}
@@ -102,11 +102,8 @@ class _RandParamsFamily:
     }
 
     def __init__(self, version: str | None = None, horizon: int | None = None, **env_kwargs: Any):
-        version = self.default_version if version is None else version
-        if version not in self.versions:
-            raise FamilyError(f"family {self.name!r} has no version {version!r}; allowed: {', '.join(self.versions)}")
-        self.version = version
-        self.horizon = int(horizon if horizon is not None else self.versions[version]["horizon"])
+        self.version, spec = resolve_version(self.name, self.versions, self.default_version, version)
+        self.horizon = int(horizon if horizon is not None else spec["horizon"])
         self._env_kwargs = env_kwargs
         probe = self.make_env()
         self.observation_space = probe.observation_space

@@ -68,6 +68,15 @@ class BatchedEnv(Protocol):
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]: ...
 
 
+def resolve_version(family: str, versions: dict[str, dict], default: str, version: str | None) -> tuple[str, dict]:
+    """(version, its parameters) for a family's ``versions`` table; None picks ``default``. Built-in families
+    call this in their constructors so an unknown version fails the same way everywhere."""
+    version = default if version is None else version
+    if version not in versions:
+        raise FamilyError(f"family {family!r} has no version {version!r}; allowed: {', '.join(versions)}")
+    return version, versions[version]
+
+
 def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
