@@ -22,15 +22,20 @@ def _contact_cost(env: gym.Env, weight: float = 5e-4) -> float:
     return weight * float(np.sum(np.square(np.clip(env.unwrapped.data.cfrc_ext, -1.0, 1.0))))
 
 
+def _step_with_x_velocity(env: gym.Env, action) -> tuple[float, bool, float]:
+    """(reward, terminated, v_x) of one step, v_x from the root's x displacement over the control step."""
+    data = env.unwrapped.data
+    x_before = float(data.qpos[0])
+    _, reward, terminated, _, _ = env.step(action)
+    return reward, terminated, (data.qpos[0] - x_before) / env.unwrapped.dt
+
+
 @pytest.mark.parametrize("version", ["finn2017", "rothfuss2019"])
 def test_halfcheetah_vel_reward_is_velocity_error_minus_control_cost(version):
     env = make_family("halfcheetah-vel", version).make_env({"velocity": 1.5})
     env.reset(seed=0)
-    data, dt = env.unwrapped.data, env.unwrapped.dt
     for action in _actions(env, 20):
-        x_before = float(data.qpos[0])
-        _, reward, terminated, _, _ = env.step(action)
-        v = (data.qpos[0] - x_before) / dt
+        reward, terminated, v = _step_with_x_velocity(env, action)
         assert reward == pytest.approx(-abs(v - 1.5) - 0.05 * float(np.sum(action.astype(np.float64) ** 2)))
         assert not terminated
 
@@ -41,12 +46,9 @@ def test_halfcheetah_dir_reward_flips_with_direction():
     for d in (-1.0, 1.0):
         env = family.make_env({"direction": d})
         env.reset(seed=3)
-        data, dt = env.unwrapped.data, env.unwrapped.dt
         rewards[d] = []
         for action in _actions(env, 10):
-            x_before = float(data.qpos[0])
-            _, reward, _, _, _ = env.step(action)
-            v = (data.qpos[0] - x_before) / dt
+            reward, _, v = _step_with_x_velocity(env, action)
             assert reward == pytest.approx(d * v - 0.05 * float(np.sum(action.astype(np.float64) ** 2)))
             rewards[d].append(reward)
     # Same physics, so forward + backward reward = -2 * control cost.
@@ -57,11 +59,8 @@ def test_halfcheetah_dir_reward_flips_with_direction():
 def test_ant_vel_reward_matches_maml_form():
     env = make_family("ant-vel").make_env({"velocity": 2.0})
     env.reset(seed=1)
-    data, dt = env.unwrapped.data, env.unwrapped.dt
     for action in _actions(env, 15):
-        x_before = float(data.qpos[0])
-        _, reward, terminated, _, _ = env.step(action)
-        v = (data.qpos[0] - x_before) / dt
+        reward, terminated, v = _step_with_x_velocity(env, action)
         ctrl = 0.005 * float(np.sum(action.astype(np.float64) ** 2))
         assert reward == pytest.approx(-abs(v - 2.0) + 1.0 + 0.05 - ctrl - _contact_cost(env))
         if terminated:
