@@ -74,8 +74,9 @@ def test_metrics_jsonl(run_dir):
         assert all(isinstance(r[k], (int, float)) for k in REQUIRED_METRICS)
         assert r["time_iteration_s"] >= r["time_update_s"] > 0 and r["time_sample_s"] > 0
         assert r["return_step_0"] < 0 and r["return_step_1"] < 0  # 2D navigation rewards are distances
-    steps_per_iteration = 4 * 5 * 100 * 2  # tasks × episodes × horizon × (K + 1) batches
-    assert [r["env_steps"] for r in records] == [steps_per_iteration, 2 * steps_per_iteration]
+    most = 4 * 5 * 100 * 2  # tasks × episodes × horizon × (K + 1) batches; an episode that reaches its goal ends
+    first, second = (r["env_steps"] for r in records)
+    assert 0.9 * most < first <= most and 0.9 * most < second - first <= most
 
 
 def test_tensorboard_events(run_dir):
@@ -150,7 +151,7 @@ def test_resume_continues_from_last_checkpoint(run_dir, tmp_path):
     records = read_metrics(resumed)
     assert [r["iteration"] for r in records] == [1, 2, 3]
     assert without_times(records[:2]) == without_times(read_metrics(run_dir))
-    assert records[2]["env_steps"] == 3 * records[0]["env_steps"]
+    assert records[2]["env_steps"] > records[1]["env_steps"]  # the counter continues from the checkpoint
     # resuming reproduces an uninterrupted 3-iteration run exactly
     straight = train(tmp_path / "straight", "train.iterations=3")
     assert without_times(records) == without_times(read_metrics(straight))
