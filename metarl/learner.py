@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from metarl.adaptation import PolicyBatch, adapt_steps
+from metarl.algorithms.curvature import MetaCurvature
 from metarl.algorithms.maml_trpo import MetaObjective, TRPOSettings, trpo_step
 from metarl.config import AlgoConfig, ConfigError
 from metarl.policies import Params, Policy, expand
@@ -76,7 +77,10 @@ class Learner:
         return {k: v.contiguous() for k, v in expand(self.theta, n).items()}
 
     def meta_update(self, supports: Sequence[PolicyBatch], query: PolicyBatch, batched: bool = True) -> dict:
-        """One outer TRPO step. Non-finite advantages, gradients or steps leave θ unchanged and count as skipped."""
+        """One outer TRPO step. Non-finite advantages, gradients or steps leave θ unchanged and count as skipped.
+
+        The batched path takes its gradient and KL curvature from the hand-derived MetaCurvature; ``batched=False``
+        is the per-task autograd reference."""
         if not all(torch.isfinite(b.advantages).all() for b in (*supports, query)):
             self.skipped_updates += 1
             return {"skipped": 1, "accepted": 0}
@@ -85,7 +89,9 @@ class Learner:
             chunk = auto_task_chunk(self.device, query.obs.shape[1], max(self.policy.hidden_sizes, default=1))
         objective = MetaObjective(self.policy, supports, query, self.algo.inner_lr, self.algo.first_order, batched,
                                   task_chunk=chunk)
-        theta, stats = trpo_step(objective, self.theta, self.trpo)
+        curvature = MetaCurvature(self.policy, self.theta, list(supports), query, self.algo.inner_lr,
+                                  self.algo.first_order, chunk) if batched else None
+        theta, stats = trpo_step(objective, self.theta, self.trpo, curvature)
         self.theta = theta
         self.skipped_updates += stats["skipped"]
         return stats

@@ -1,7 +1,7 @@
 """``metarl perf``: speed as ratios measured in one process, so that drift of a shared machine cancels out.
 
 - sampler: env-steps/s of the rollout pool with policy inference ÷ (raw step rate of the same env × workers).
-- update: the batched meta-update (TRPO) vs the per-task-loop reference on the same data.
+- update: the learner's batched meta-update (TRPO) vs the per-task-loop reference on the same data.
 - iteration: one meta-iteration of the 2D-navigation paper config, with its sample / adapt / update breakdown.
 Every figure is the median of ``repeats`` runs after one warm-up.
 """
@@ -18,6 +18,7 @@ import torch
 
 from metarl import seeding
 from metarl.adaptation import PolicyBatch
+from metarl.algorithms.curvature import MetaCurvature
 from metarl.algorithms.maml_trpo import MetaObjective, trpo_step
 from metarl.config import load_config
 from metarl.evaluation import sample_adaptation_path
@@ -87,8 +88,9 @@ def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats
                 device: str = "auto") -> dict[str, Any]:
     """TRPO meta-update, HalfCheetah-sized (obs 17, actions 6, 64×64 tanh; 40 tasks × 20 episodes × H=100).
 
-    ``batched_s`` is the learner's default path (task blocks sized for the device, see learner.auto_task_chunk),
-    ``unblocked_s`` the whole meta-batch in one block, ``per_task_loop_s`` the per-task reference."""
+    ``batched_s`` is the learner's path (hand-derived curvature, task blocks sized for the device, see
+    learner.auto_task_chunk), ``autograd_batched_s`` the same blocks with autograd's Hessian-vector products, and
+    ``per_task_loop_s`` the per-task autograd reference."""
     dev = resolve_device(device)
     policy = GaussianMLPPolicy(17, 6, (64, 64), "tanh")
     g = torch.Generator().manual_seed(0)
@@ -98,19 +100,20 @@ def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats
     settings = Learner(policy, theta, load_config(PRESET).algo, dev).trpo
     chunk = auto_task_chunk(dev, episodes * horizon, 64)
 
-    def update(batched: bool, task_chunk: int) -> Callable[[], None]:
+    def update(batched: bool, analytic: bool) -> Callable[[], None]:
         def run() -> None:
-            objective = MetaObjective(policy, [support], query, 0.1, batched=batched, task_chunk=task_chunk)
-            trpo_step(objective, theta, settings)
+            objective = MetaObjective(policy, [support], query, 0.1, batched=batched, task_chunk=chunk)
+            curvature = MetaCurvature(policy, theta, [support], query, 0.1, task_chunk=chunk) if analytic else None
+            trpo_step(objective, theta, settings, curvature)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
         return run
 
-    batched_s = _median_time(update(True, chunk), repeats)
-    unblocked_s = batched_s if chunk == 0 else _median_time(update(True, 0), repeats)
-    loop_s = _median_time(update(False, 0), repeats)
+    batched_s = _median_time(update(True, True), repeats)
+    autograd_s = _median_time(update(True, False), repeats)
+    loop_s = _median_time(update(False, False), repeats)
     return {"batched_s": batched_s, "per_task_loop_s": loop_s, "speedup": loop_s / batched_s, "device": str(dev),
-            "unblocked_s": unblocked_s, "task_chunk": chunk}
+            "autograd_batched_s": autograd_s, "task_chunk": chunk}
 
 
 def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from metarl.adaptation import PolicyBatch, adapt_steps, masked_task_mean
+from metarl.algorithms.curvature import MetaCurvature
 from metarl.policies import Params, Policy
 
 
@@ -144,15 +145,28 @@ def kl_hvp_reference(kl: torch.Tensor, params: list[torch.Tensor], damping: floa
 
 
 def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]], theta: Params,
-              settings: TRPOSettings) -> tuple[Params, dict[str, float]]:
+              settings: TRPOSettings, curvature: MetaCurvature | None = None) -> tuple[Params, dict[str, float]]:
     """One trust-region step on ``objective`` from ``theta``. Returns (new θ, stats); θ is returned unchanged
     (``stats["skipped"] = 1``) when the gradient or step is not finite, or when no line-search step is accepted
-    (``stats["accepted"] = 0``)."""
+    (``stats["accepted"] = 0``).
+
+    The gradient and the KL Hessian-vector products come from ``curvature`` (the hand-derived fast path) when
+    given, else from autograd through ``objective``; the line search always evaluates ``objective``."""
     theta = {k: v.detach().requires_grad_() for k, v in theta.items()}
     params = list(theta.values())
     unchanged = {k: v.detach() for k, v in theta.items()}
-    loss, kl, dist = objective(theta)
-    grad = flat(torch.autograd.grad(loss, params, retain_graph=True))
+    if curvature is None:
+        loss, kl, dist = objective(theta)
+        grad = flat(torch.autograd.grad(loss, params, retain_graph=True))
+
+        def make_hvp() -> Callable[[torch.Tensor], torch.Tensor]:
+            return kl_hvp(kl, dist, params, settings.cg_damping)
+    else:
+        loss, _, _ = objective(theta, differentiable=False)  # also records π_old for the line search
+        grad = curvature.gradient()
+
+        def make_hvp() -> Callable[[torch.Tensor], torch.Tensor]:
+            return lambda v: curvature.kl_hvp(v) + settings.cg_damping * v
     stats = {"loss_before": loss.item(), "loss_after": loss.item(), "kl": 0.0, "line_search_steps": 0,
              "grad_norm": grad.norm().item(), "accepted": 0, "skipped": 0}
     if not torch.isfinite(grad).all() or not math.isfinite(stats["loss_before"]):
@@ -161,8 +175,7 @@ def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]], 
     if stats["grad_norm"] == 0.0:  # already stationary: nothing to do, and nothing went wrong
         return unchanged, stats
 
-    hvp = kl_hvp(kl, dist, params, settings.cg_damping)
-    step_dir, fisher_step_dir = conjugate_gradient(hvp, -grad, settings.cg_iters)
+    step_dir, fisher_step_dir = conjugate_gradient(make_hvp(), -grad, settings.cg_iters)
     shs = 0.5 * (step_dir @ fisher_step_dir)
     full_step = step_dir * torch.sqrt(settings.max_kl / shs)
     if not torch.isfinite(full_step).all():

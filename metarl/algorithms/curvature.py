@@ -1,0 +1,252 @@
+"""Hand-derived meta-gradient and KL Hessian-vector products of MAML-TRPO for task-batched MLP policies.
+
+This is the learner's fast path. Through K inner steps φ_k = φ_{k−1} − α ∇L_k(φ_{k−1}), the Jacobian of φ_i(θ) is
+A_i = (I − α H_iK) ⋯ (I − α H_i1), with H_ik the (symmetric) Hessian of task i's support loss at φ_{i,k−1}. So
+
+    ∇θ surrogate = Σ_i A_iᵀ g_i      and      H_KL v = Σ_i A_iᵀ G_i A_i v,
+
+where g_i is the query surrogate's gradient at φ_i and G_i the Gauss-Newton matrix of the query KL (exact at
+old = new, see maml_trpo.kl_hvp). Each H_ik·u is one R-operator pass (Pearlmutter 1994) forward and backward
+through the MLP, reusing activations and back-propagated errors cached once per update; each G_i·u is one
+forward-tangent and one backward pass. Autograd computes the same numbers by differentiating its own backward
+graph (maml_trpo.kl_hvp and MetaObjective, the references the tests compare against) with the same number of
+large matmuls but several times more passes over [tasks, samples, hidden] tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from metarl.adaptation import PolicyBatch
+from metarl.policies import Params, Policy, expand
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class _Pass:
+    """One MLP pass over a batch at per-task parameters, with what R-operator products need from it."""
+
+    params: Params
+    inputs: list[Tensor]  # input of layer l ([n, B, in_l]; the observations for l = 0)
+    slopes: list[Tensor]  # act'(z_l) of each hidden layer
+    curvatures: list[Tensor | None]  # act''(z_l) of each hidden layer (None for ReLU)
+    out: Tensor  # network output [n, B, out]
+    deltas: list[Tensor] = field(default_factory=list)  # ∂loss/∂z_l, set by _backward(store=True)
+    second: list[Tensor | None] = field(default_factory=list)  # (δ_{l+1} W_{l+1}ᵀ) ⊙ act''(z_l) per hidden layer
+
+
+def _layers(policy: Policy) -> int:
+    return len(policy.hidden_sizes) + 1
+
+
+def _forward(policy: Policy, params: Params, obs: Tensor) -> _Pass:
+    inputs, slopes, curvatures = [], [], []
+    h = obs
+    L = _layers(policy)
+    for l in range(L):
+        inputs.append(h)
+        z = torch.baddbmm(params[f"layer{l}.bias"].unsqueeze(1), h, params[f"layer{l}.weight"])
+        if l == L - 1:
+            return _Pass(params, inputs, slopes, curvatures, z)
+        if policy.activation == "tanh":
+            h = torch.tanh(z)
+            slope = 1 - h * h
+            slopes.append(slope)
+            curvatures.append(-2 * h * slope)
+        elif policy.activation == "relu":
+            h = torch.relu(z)
+            slopes.append((z > 0).to(z.dtype))
+            curvatures.append(None)
+        else:
+            raise ValueError(f"no analytic curvature for activation {policy.activation!r}; allowed: tanh, relu")
+    raise AssertionError("unreachable")
+
+
+def _backward(policy: Policy, p: _Pass, g_out: Tensor, store: bool = False) -> Params:
+    """Gradients of the weights and biases from the output gradient; ``store`` keeps what R-passes need."""
+    grads: Params = {}
+    delta = g_out
+    L = _layers(policy)
+    deltas: list[Tensor] = [g_out] * L
+    second: list[Tensor | None] = [None] * (L - 1)
+    for l in reversed(range(L)):
+        deltas[l] = delta
+        grads[f"layer{l}.weight"] = torch.bmm(p.inputs[l].transpose(1, 2), delta)
+        grads[f"layer{l}.bias"] = delta.sum(1)
+        if l > 0:
+            pre = torch.bmm(delta, p.params[f"layer{l}.weight"].transpose(1, 2))
+            if store and p.curvatures[l - 1] is not None:
+                second[l - 1] = pre * p.curvatures[l - 1]
+            delta = pre * p.slopes[l - 1]
+    if store:
+        p.deltas, p.second = deltas, second
+    return grads
+
+
+def _r_forward(policy: Policy, p: _Pass, v: Params) -> tuple[list[Tensor], list[Tensor]]:
+    """Tangents ż_l of every layer's pre-activation, and ḣ_l of every hidden output, in direction ``v``."""
+    zdots, hdots = [], []
+    for l in range(_layers(policy)):
+        zd = torch.baddbmm(v[f"layer{l}.bias"].unsqueeze(1), p.inputs[l], v[f"layer{l}.weight"])
+        if hdots:
+            zd = zd.baddbmm_(hdots[-1], p.params[f"layer{l}.weight"])
+        zdots.append(zd)
+        if l < _layers(policy) - 1:
+            hdots.append(zd * p.slopes[l])
+    return zdots, hdots
+
+
+def _r_backward(policy: Policy, p: _Pass, v: Params, zdots: list[Tensor], hdots: list[Tensor],
+                gdot_out: Tensor) -> Params:
+    """Tangent of _backward's gradients in direction ``v``, given the output-gradient tangent ``gdot_out``."""
+    out: Params = {}
+    dd = gdot_out
+    for l in reversed(range(_layers(policy))):
+        gw = torch.bmm(p.inputs[l].transpose(1, 2), dd)
+        if l > 0:
+            gw = gw.baddbmm_(hdots[l - 1].transpose(1, 2), p.deltas[l])
+        out[f"layer{l}.weight"], out[f"layer{l}.bias"] = gw, dd.sum(1)
+        if l > 0:
+            pre = torch.bmm(dd, p.params[f"layer{l}.weight"].transpose(1, 2))
+            pre = pre.baddbmm_(p.deltas[l], v[f"layer{l}.weight"].transpose(1, 2))
+            dd = pre * p.slopes[l - 1]
+            if p.second[l - 1] is not None:
+                dd = dd.addcmul_(p.second[l - 1], zdots[l - 1])
+    return out
+
+
+class _PolicyGradientHead:
+    """Output-space gradient and its tangent for −Σ_b w_b log π(a_b | o_b), per task (w already holds the mask
+    and the 1/count of the task mean). At old = new this is also the surrogate's gradient, since ∇ratio = ∇log π."""
+
+    def __init__(self, policy: Policy, params: Params, out: Tensor, actions: Tensor, weights: Tensor):
+        self.discrete = policy.discrete
+        w = weights.unsqueeze(-1)
+        if self.discrete:
+            probs = torch.softmax(out, -1)
+            onehot = torch.zeros_like(out).scatter_(-1, actions.long().unsqueeze(-1), 1.0)
+            self.g_out, self.g_log_std = w * (probs - onehot), None
+            self._wp, self._p = w * probs, probs
+        else:
+            inv_var = torch.exp(-2 * params["log_std"]).unsqueeze(1)
+            diff = actions - out
+            self._wd = w * diff * inv_var  # w (a − μ) / σ²
+            self._wv = w * inv_var
+            self._wdd = (self._wd * diff).sum(1)  # Σ_b w (a − μ)² / σ², [n, a]
+            self.g_out = -self._wd
+            self.g_log_std = w.sum(1) - self._wdd
+
+    def tangent(self, out_dot: Tensor, log_std_dot: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if self.discrete:
+            return self._wp * out_dot - self._wp * (self._p * out_dot).sum(-1, keepdim=True), None
+        sd = log_std_dot.unsqueeze(1)
+        gdot = torch.addcmul(self._wv * out_dot, self._wd, sd, value=2.0)
+        return gdot, 2 * (self._wd * out_dot).sum(1) + 2 * self._wdd * log_std_dot
+
+
+class _TaskBlock:
+    """Caches of one block of tasks at θ_old: a pass per support batch at φ_{k−1} and one over the query at φ_K.
+    ``scale`` is 1 / (tasks in the whole meta-batch): the KL and the surrogate are means over all tasks."""
+
+    def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
+                 inner_lr: float, first_order: bool, scale: float):
+        self.policy, self.theta, self.inner_lr = policy, theta, inner_lr
+        n = query.obs.shape[0]
+        phi = {k: v.detach() for k, v in expand(theta, n).items()}
+        self.steps: list[tuple[_Pass, _PolicyGradientHead]] = []
+        for batch in supports:
+            weights = batch.advantages * batch.mask / batch.mask.sum(-1, keepdim=True).clamp(min=1)
+            p = _forward(policy, phi, batch.obs)
+            head = _PolicyGradientHead(policy, phi, p.out, batch.actions, weights)
+            grads = _with_log_std(_backward(policy, p, head.g_out, store=not first_order), head.g_log_std)
+            if not first_order:
+                self.steps.append((p, head))
+            phi = {k: v - inner_lr * grads[k] for k, v in phi.items()}
+        self.phi = phi
+        self.query = _forward(policy, phi, query.obs)
+        self.kl_weights = query.mask / query.mask.sum(-1, keepdim=True).clamp(min=1) * scale
+        self.surrogate = _PolicyGradientHead(policy, phi, self.query.out, query.actions,
+                                             query.advantages * self.kl_weights)
+        if policy.discrete:
+            self.probs = torch.softmax(self.query.out, -1)
+        else:
+            self.inv_var = torch.exp(-2 * phi["log_std"]).unsqueeze(1)
+
+    def _support_hvp(self, p: _Pass, head: _PolicyGradientHead, u: Params) -> Params:
+        """H_k u for every task: the tangent of the support-loss gradient at φ_{k−1}."""
+        zdots, hdots = _r_forward(self.policy, p, u)
+        gdot_out, gdot_log_std = head.tangent(zdots[-1], u.get("log_std"))
+        return _with_log_std(_r_backward(self.policy, p, u, zdots, hdots, gdot_out), gdot_log_std)
+
+    def transpose_chain(self, w: Params) -> Params:
+        """Σ_i A_iᵀ w_i over this block's tasks."""
+        for p, head in reversed(self.steps):
+            hw = self._support_hvp(p, head, w)
+            w = {k: v - self.inner_lr * hw[k] for k, v in w.items()}
+        return {k: v.sum(0) for k, v in w.items()}
+
+    def gradient(self) -> Params:
+        g = _backward(self.policy, self.query, self.surrogate.g_out)
+        return self.transpose_chain(_with_log_std(g, self.surrogate.g_log_std))
+
+    def kl_hvp(self, v: Params) -> Params:
+        n = self.query.out.shape[0]
+        u = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in v.items()}
+        for p, head in self.steps:
+            hu = self._support_hvp(p, head, u)
+            u = {k: x - self.inner_lr * hu[k] for k, x in u.items()}
+        out_dot = _r_forward(self.policy, self.query, u)[0][-1]
+        w = self.kl_weights.unsqueeze(-1)
+        if self.policy.discrete:  # ∂²KL/∂logits² = diag(p) − p pᵀ
+            m_out = w * self.probs * (out_dot - (self.probs * out_dot).sum(-1, keepdim=True))
+            g = _backward(self.policy, self.query, m_out)
+        else:  # ∂²KL/∂μ² = 1/σ², ∂²KL/∂(log σ)² = 2, no cross term
+            g = _backward(self.policy, self.query, w * self.inv_var * out_dot)
+            g["log_std"] = 2 * u["log_std"] * self.kl_weights.sum(-1, keepdim=True)
+        return self.transpose_chain(g)
+
+
+def _with_log_std(grads: Params, g_log_std: Tensor | None) -> Params:
+    if g_log_std is not None:
+        grads["log_std"] = g_log_std
+    return grads
+
+
+class MetaCurvature:
+    """The surrogate's gradient and the KL's Hessian-vector products at θ_old for a whole meta-batch.
+
+    ``task_chunk`` > 0 caches and evaluates blocks of that many tasks one after another, so that each block's
+    tensors stay in cache on a CPU (see learner.auto_task_chunk); 0 takes all tasks at once (GPU)."""
+
+    def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
+                 inner_lr: float, first_order: bool = False, task_chunk: int = 0):
+        self.theta = {k: v.detach() for k, v in theta.items()}
+        n = query.obs.shape[0]
+        size = task_chunk if 0 < task_chunk < n else n
+        self.blocks = [_TaskBlock(policy, self.theta, [b.tasks(slice(lo, lo + size)) for b in supports],
+                                  query.tasks(slice(lo, lo + size)), inner_lr, first_order, 1.0 / n)
+                       for lo in range(0, n, size)]
+
+    @property
+    def phi(self) -> Params:
+        """The adapted per-task parameters φ_K (for tests)."""
+        return {k: torch.cat([b.phi[k] for b in self.blocks]) for k in self.theta}
+
+    def _total(self, per_block) -> Tensor:
+        parts = [per_block(b) for b in self.blocks]
+        return torch.cat([sum(p[k] for p in parts).reshape(-1) for k in self.theta])
+
+    def gradient(self) -> Tensor:
+        """∇θ of the surrogate −mean_i E[π_φi / π_old · A] at θ_old, flattened in θ's order."""
+        return self._total(lambda b: b.gradient())
+
+    def kl_hvp(self, v: Tensor) -> Tensor:
+        """H_KL v = Σ_i A_iᵀ G_i A_i v (no damping), flattened in θ's order."""
+        u, i = {}, 0
+        for k, t in self.theta.items():
+            u[k] = v[i:i + t.numel()].view_as(t)
+            i += t.numel()
+        return self._total(lambda b: b.kl_hvp(u))
