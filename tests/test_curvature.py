@@ -36,7 +36,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
-CASES = [(d, a, K, fo) for d in (False, True) for a in ("tanh", "relu") for K, fo in ((1, False), (2, False), (2, True))]
+CASES = [(discrete, act, K, fo) for discrete in (False, True) for act in ("tanh", "relu")
+         for K, fo in ((1, False), (2, False), (2, True))]
 
 
 @pytest.mark.parametrize("discrete,activation,K,first_order", CASES)

@@ -46,10 +46,10 @@ def _forward(policy: Policy, params: Params, obs: Tensor) -> _Pass:
     inputs, slopes, curvatures = [], [], []
     h = obs
     L = _layers(policy)
-    for l in range(L):
+    for j in range(L):
         inputs.append(h)
-        z = torch.baddbmm(params[f"layer{l}.bias"].unsqueeze(1), h, params[f"layer{l}.weight"])
-        if l == L - 1:
+        z = torch.baddbmm(params[f"layer{j}.bias"].unsqueeze(1), h, params[f"layer{j}.weight"])
+        if j == L - 1:
             return _Pass(params, inputs, slopes, curvatures, z)
         if policy.activation == "tanh":
             h = torch.tanh(z)
@@ -72,15 +72,15 @@ def _backward(policy: Policy, p: _Pass, g_out: Tensor, store: bool = False) -> P
     L = _layers(policy)
     deltas: list[Tensor] = [g_out] * L
     second: list[Tensor | None] = [None] * (L - 1)
-    for l in reversed(range(L)):
-        deltas[l] = delta
-        grads[f"layer{l}.weight"] = torch.bmm(p.inputs[l].transpose(1, 2), delta)
-        grads[f"layer{l}.bias"] = delta.sum(1)
-        if l > 0:
-            pre = torch.bmm(delta, p.params[f"layer{l}.weight"].transpose(1, 2))
-            if store and p.curvatures[l - 1] is not None:
-                second[l - 1] = pre * p.curvatures[l - 1]
-            delta = pre * p.slopes[l - 1]
+    for j in reversed(range(L)):
+        deltas[j] = delta
+        grads[f"layer{j}.weight"] = torch.bmm(p.inputs[j].transpose(1, 2), delta)
+        grads[f"layer{j}.bias"] = delta.sum(1)
+        if j > 0:
+            pre = torch.bmm(delta, p.params[f"layer{j}.weight"].transpose(1, 2))
+            if store and p.curvatures[j - 1] is not None:
+                second[j - 1] = pre * p.curvatures[j - 1]
+            delta = pre * p.slopes[j - 1]
     if store:
         p.deltas, p.second = deltas, second
     return grads
@@ -89,13 +89,13 @@ def _backward(policy: Policy, p: _Pass, g_out: Tensor, store: bool = False) -> P
 def _r_forward(policy: Policy, p: _Pass, v: Params) -> tuple[list[Tensor], list[Tensor]]:
     """Tangents ż_l of every layer's pre-activation, and ḣ_l of every hidden output, in direction ``v``."""
     zdots, hdots = [], []
-    for l in range(_layers(policy)):
-        zd = torch.baddbmm(v[f"layer{l}.bias"].unsqueeze(1), p.inputs[l], v[f"layer{l}.weight"])
+    for j in range(_layers(policy)):
+        zd = torch.baddbmm(v[f"layer{j}.bias"].unsqueeze(1), p.inputs[j], v[f"layer{j}.weight"])
         if hdots:
-            zd = zd.baddbmm_(hdots[-1], p.params[f"layer{l}.weight"])
+            zd = zd.baddbmm_(hdots[-1], p.params[f"layer{j}.weight"])
         zdots.append(zd)
-        if l < _layers(policy) - 1:
-            hdots.append(zd * p.slopes[l])
+        if j < _layers(policy) - 1:
+            hdots.append(zd * p.slopes[j])
     return zdots, hdots
 
 
@@ -104,17 +104,17 @@ def _r_backward(policy: Policy, p: _Pass, v: Params, zdots: list[Tensor], hdots:
     """Tangent of _backward's gradients in direction ``v``, given the output-gradient tangent ``gdot_out``."""
     out: Params = {}
     dd = gdot_out
-    for l in reversed(range(_layers(policy))):
-        gw = torch.bmm(p.inputs[l].transpose(1, 2), dd)
-        if l > 0:
-            gw = gw.baddbmm_(hdots[l - 1].transpose(1, 2), p.deltas[l])
-        out[f"layer{l}.weight"], out[f"layer{l}.bias"] = gw, dd.sum(1)
-        if l > 0:
-            pre = torch.bmm(dd, p.params[f"layer{l}.weight"].transpose(1, 2))
-            pre = pre.baddbmm_(p.deltas[l], v[f"layer{l}.weight"].transpose(1, 2))
-            dd = pre * p.slopes[l - 1]
-            if p.second[l - 1] is not None:
-                dd = dd.addcmul_(p.second[l - 1], zdots[l - 1])
+    for j in reversed(range(_layers(policy))):
+        gw = torch.bmm(p.inputs[j].transpose(1, 2), dd)
+        if j > 0:
+            gw = gw.baddbmm_(hdots[j - 1].transpose(1, 2), p.deltas[j])
+        out[f"layer{j}.weight"], out[f"layer{j}.bias"] = gw, dd.sum(1)
+        if j > 0:
+            pre = torch.bmm(dd, p.params[f"layer{j}.weight"].transpose(1, 2))
+            pre = pre.baddbmm_(p.deltas[j], v[f"layer{j}.weight"].transpose(1, 2))
+            dd = pre * p.slopes[j - 1]
+            if p.second[j - 1] is not None:
+                dd = dd.addcmul_(p.second[j - 1], zdots[j - 1])
     return out
 
 
