@@ -30,16 +30,6 @@ from metarl.rollout import RolloutPool, init_ray
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "maml_trpo" / "2d_navigation.yaml"
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats: int = 5,
                  tasks_per_worker: int = 10, episodes: int = 20) -> dict[str, Any]:
     """A paper-sized load per worker (10 tasks × 20 episodes × the family's horizon).
@@ -109,11 +99,20 @@ def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats
                 torch.cuda.synchronize()
         return run
 
-    batched_s = _median_time(update(True, True), repeats)
-    autograd_s = _median_time(update(True, False), repeats)
-    loop_s = _median_time(update(False, False), repeats)
-    return {"batched_s": batched_s, "per_task_loop_s": loop_s, "speedup": loop_s / batched_s, "device": str(dev),
-            "autograd_batched_s": autograd_s, "task_chunk": chunk}
+    # The three paths take turns within every repeat and the speedup is taken per repeat, so that drift of a shared
+    # machine (±30% within minutes here) cancels out of the ratio.
+    paths = {"batched_s": update(True, True), "autograd_batched_s": update(True, False),
+             "per_task_loop_s": update(False, False)}
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    for rep in range(repeats + 1):
+        for key, fn in paths.items():
+            t0 = time.perf_counter()
+            fn()
+            if rep > 0:  # the first round is the warm-up
+                times[key].append(time.perf_counter() - t0)
+    speedups = [loop / fast for loop, fast in zip(times["per_task_loop_s"], times["batched_s"])]
+    return {**{k: statistics.median(v) for k, v in times.items()}, "speedup": statistics.median(speedups),
+            "device": str(dev), "task_chunk": chunk}
 
 
 def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, Any]:

@@ -1,0 +1,22 @@
+"""perf.py: the JSON contracts of `metarl perf`, on tiny loads (speed itself is measured, never asserted)."""
+
+from __future__ import annotations
+
+import json
+
+from metarl import perf
+
+
+def test_perf_update_reports_all_three_paths():
+    result = perf.perf_update(tasks=4, episodes=2, horizon=10, repeats=1)
+    assert set(result) == {"batched_s", "autograd_batched_s", "per_task_loop_s", "speedup", "device", "task_chunk"}
+    assert all(result[k] > 0 for k in ("batched_s", "autograd_batched_s", "per_task_loop_s", "speedup"))
+    assert result["device"] in ("cpu", "cuda") and result["task_chunk"] >= 0
+    json.dumps(result)
+
+
+def test_perf_sampler_in_process():
+    result = perf.perf_sampler("2d-navigation", workers=0, repeats=1, tasks_per_worker=2, episodes=3)
+    assert set(result) == {"env_steps_per_s", "raw_env_steps_per_s", "workers", "ratio", "family"}
+    assert result["env_steps_per_s"] > 0 and result["raw_env_steps_per_s"] > 0 and result["ratio"] > 0
+    assert result["workers"] == 0 and result["family"] == "2d-navigation"
