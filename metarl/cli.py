@@ -77,11 +77,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import yaml
 
     from metarl.checkpoint import latest_checkpoint, load_checkpoint
+    from metarl.components import build
     from metarl.evaluation import evaluate
-    from metarl.families import make_family
-    from metarl.learner import Learner, resolve_device
-    from metarl.policies import make_policy
-    from metarl.rollout import RolloutPool, init_ray
 
     run_dir = Path(args.run_dir)
     checkpoint = latest_checkpoint(run_dir)
@@ -90,19 +87,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.num_tasks < 1 or args.steps < 0:
         raise UsageError("eval: --num-tasks must be >= 1 and --steps >= 0")
     config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
-    family = make_family(config.family.name, config.family.version, **config.family.kwargs)
-    policy = make_policy(family.observation_space, family.action_space, **config.policy.spec())
-    learner = Learner(policy, load_checkpoint(checkpoint)["theta"], config.algo, resolve_device(config.learner.device),
-                      config.learner.task_chunk)
-    if config.sampler.num_workers > 0:
-        init_ray(config.ray.address, config.ray.num_cpus)
-    pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers)
+    parts = build(config, theta=load_checkpoint(checkpoint)["theta"])
     try:
-        result = evaluate(pool, learner, family, config.seed, args.num_tasks, args.steps,
+        result = evaluate(parts.pool, parts.learner, parts.family, config.seed, args.num_tasks, args.steps,
                           config.sampler.episodes_per_task)
     finally:
-        if pool.num_workers:
-            pool.close()
+        parts.close()
     text = json.dumps(result)
     if args.out:
         Path(args.out).write_text(text + "\n")

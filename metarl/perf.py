@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ from metarl import seeding
 from metarl.adaptation import PolicyBatch
 from metarl.algorithms.curvature import MetaCurvature
 from metarl.algorithms.maml_trpo import MetaObjective, trpo_step
+from metarl.components import build
 from metarl.config import load_config
 from metarl.evaluation import sample_adaptation_path
 from metarl.families import make_family
@@ -119,13 +121,9 @@ def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, An
     """The 2D-navigation paper config (20 tasks × 20 episodes × H=100, K=1); ``workers`` defaults to the preset's."""
     cfg = load_config(PRESET)
     workers = cfg.sampler.num_workers if workers is None else workers
-    family = make_family(cfg.family.name, cfg.family.version)
-    policy = make_policy(family.observation_space, family.action_space, **cfg.policy.spec())
-    learner = Learner(policy, policy.init_params(torch.Generator().manual_seed(0)), cfg.algo,
-                      resolve_device(cfg.learner.device), cfg.learner.task_chunk)
-    if workers > 0:
-        init_ray(None, max(workers, 1))
-    pool = RolloutPool(cfg.family.spec(), cfg.policy.spec(), workers)
+    parts = build(replace(cfg, seed=0, sampler=replace(cfg.sampler, num_workers=workers),
+                          ray=replace(cfg.ray, address=None, num_cpus=max(workers, 1))))
+    family, learner, pool = parts.family, parts.learner, parts.pool
     rng = seeding.generator(0, seeding.TASKS)
     n, E = cfg.train.meta_batch_size, cfg.sampler.episodes_per_task
     rows: list[tuple[float, float, float, float]] = []
@@ -141,8 +139,7 @@ def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, An
             if it > 0:  # the first iteration is the warm-up
                 rows.append((t2 - t0, path.time_sample_s, path.time_adapt_s, t2 - t1))
     finally:
-        if workers > 0:
-            pool.close()
+        parts.close()
     med = [statistics.median(col) for col in zip(*rows)]
     return {"median_s": med[0], "sample_s": med[1], "adapt_s": med[2], "update_s": med[3], "workers": workers}
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
-
-import torch
 
 from metarl import seeding
 from metarl.checkpoint import load_checkpoint, save_checkpoint
+from metarl.components import build
 from metarl.config import Config, save_config, to_dict
 from metarl.evaluation import evaluate, sample_adaptation_path
-from metarl.families import make_family
-from metarl.learner import Learner, resolve_device
 from metarl.logging import RunLogger
-from metarl.policies import make_policy
-from metarl.rollout import RolloutPool, init_ray
 
 EVAL_TASKS = 40
 
@@ -27,32 +21,21 @@ class Trainer:
     """Holds the run's resources (family, learner, Ray pool, logger); ``train()`` is the loop."""
 
     def __init__(self, config: Config, run_dir: Path, resume_from: Path | None = None):
-        self.family = make_family(config.family.name, config.family.version, **config.family.kwargs)
-        # Record the version actually used (the family's default when the config left it null).
-        config = replace(config, family=replace(config.family, version=self.family.version))
-        self.config = config
+        state = load_checkpoint(resume_from) if resume_from is not None else None
+        parts = build(config, theta=state["theta"] if state else None)  # starts Ray before anything is written
+        self._parts = parts
+        self.config, self.family, self.policy = parts.config, parts.family, parts.policy
+        self.learner, self.pool = parts.learner, parts.pool
         self.run_dir = run_dir
-        self.policy = make_policy(self.family.observation_space, self.family.action_space, **config.policy.spec())
-        torch_generator = torch.Generator().manual_seed(seeding.derive_seed(config.seed, seeding.LEARNER))
-        theta = self.policy.init_params(torch_generator)
         self.task_rng = seeding.generator(config.seed, seeding.TASKS)
         self.start_iteration, self.env_steps = 0, 0
-        if resume_from is not None:
-            state = load_checkpoint(resume_from)
-            theta = state["theta"]
+        if state is not None:
             self.task_rng.bit_generator.state = state["task_rng"]
             self.start_iteration, self.env_steps = state["iteration"], state["env_steps"]
-        self.learner = Learner(self.policy, theta, config.algo, resolve_device(config.learner.device),
-                               config.learner.task_chunk)
-        if resume_from is not None:
             self.learner.skipped_updates = state["skipped_updates"]
-
-        if config.sampler.num_workers > 0:  # before anything is written: a wrong address must leave no run dir
-            init_ray(config.ray.address, config.ray.num_cpus)
-        self.pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers)
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / "config.yaml")
-        self.logger = RunLogger(run_dir, to_dict(config), config.train.iterations,
+        save_config(self.config, run_dir / "config.yaml")
+        self.logger = RunLogger(run_dir, to_dict(self.config), config.train.iterations,
                                 config.algo.inner_steps, self.start_iteration, config.log.progress)
 
     def train(self) -> Path:
@@ -124,5 +107,4 @@ class Trainer:
 
     def close(self) -> None:
         self.logger.close()
-        if self.pool.num_workers:
-            self.pool.close()
+        self._parts.close()
