@@ -32,10 +32,11 @@ class _Pass:
     params: Params
     inputs: list[Tensor]  # input of layer l ([n, B, in_l]; the observations for l = 0)
     slopes: list[Tensor]  # act'(z_l) of each hidden layer
-    curvatures: list[Tensor | None]  # act''(z_l) of each hidden layer (None for ReLU)
     out: Tensor  # network output [n, B, out]
     deltas: list[Tensor] = field(default_factory=list)  # ∂loss/∂z_l, set by _backward(store=True)
-    second: list[Tensor | None] = field(default_factory=list)  # (δ_{l+1} W_{l+1}ᵀ) ⊙ act''(z_l) per hidden layer
+    # (δ_{l+1} W_{l+1}ᵀ) ⊙ act''(z_l) per hidden layer, None for ReLU (act'' = 0); for tanh act'' = −2 h act',
+    # so this is −2 h_l ⊙ δ_l. Set by _backward(store=True).
+    second: list[Tensor | None] = field(default_factory=list)
 
 
 def _layers(policy: Policy) -> int:
@@ -43,25 +44,22 @@ def _layers(policy: Policy) -> int:
 
 
 def _forward(policy: Policy, params: Params, obs: Tensor) -> _Pass:
-    inputs, slopes, curvatures = [], [], []
+    if policy.activation not in ("tanh", "relu"):
+        raise ValueError(f"no analytic curvature for activation {policy.activation!r}; allowed: tanh, relu")
+    inputs, slopes = [], []
     h = obs
     L = _layers(policy)
     for j in range(L):
         inputs.append(h)
         z = torch.baddbmm(params[f"layer{j}.bias"].unsqueeze(1), h, params[f"layer{j}.weight"])
         if j == L - 1:
-            return _Pass(params, inputs, slopes, curvatures, z)
+            return _Pass(params, inputs, slopes, z)
         if policy.activation == "tanh":
             h = torch.tanh(z)
-            slope = 1 - h * h
-            slopes.append(slope)
-            curvatures.append(-2 * h * slope)
-        elif policy.activation == "relu":
+            slopes.append(1 - h * h)
+        else:
             h = torch.relu(z)
             slopes.append((z > 0).to(z.dtype))
-            curvatures.append(None)
-        else:
-            raise ValueError(f"no analytic curvature for activation {policy.activation!r}; allowed: tanh, relu")
     raise AssertionError("unreachable")
 
 
@@ -77,10 +75,9 @@ def _backward(policy: Policy, p: _Pass, g_out: Tensor, store: bool = False) -> P
         grads[f"layer{j}.weight"] = torch.bmm(p.inputs[j].transpose(1, 2), delta)
         grads[f"layer{j}.bias"] = delta.sum(1)
         if j > 0:
-            pre = torch.bmm(delta, p.params[f"layer{j}.weight"].transpose(1, 2))
-            if store and p.curvatures[j - 1] is not None:
-                second[j - 1] = pre * p.curvatures[j - 1]
-            delta = pre * p.slopes[j - 1]
+            delta = torch.bmm(delta, p.params[f"layer{j}.weight"].transpose(1, 2)) * p.slopes[j - 1]
+            if store and policy.activation == "tanh":
+                second[j - 1] = -2 * p.inputs[j] * delta
     if store:
         p.deltas, p.second = deltas, second
     return grads
