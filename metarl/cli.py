@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("perf", help="measure sampler / update / iteration speed")
     p.add_argument("what", choices=["sampler", "update", "iteration"])
-    p.add_argument("--family", default=None, help="task family (default: halfcheetah-vel for sampler)")
+    p.add_argument("--family", default=None,
+                   help="task family for sampler and update (default: halfcheetah-vel; update takes its spaces)")
     p.add_argument("--workers", type=int, default=None,
                    help="rollout actors (default: 1 for sampler, the preset's 2 for iteration)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up; the median is reported")

@@ -26,7 +26,7 @@ from metarl.config import load_config
 from metarl.evaluation import sample_adaptation_path
 from metarl.families import make_family
 from metarl.learner import Learner, auto_task_chunk, resolve_device
-from metarl.policies import GaussianMLPPolicy, expand, make_policy, to_numpy
+from metarl.policies import Policy, expand, make_policy, to_numpy
 from metarl.rollout import RolloutPool, init_ray
 
 PRESET = Path(__file__).resolve().parent.parent / "configs" / "maml_trpo" / "2d_navigation.yaml"
@@ -66,29 +66,33 @@ def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats
             "workers": workers, "ratio": statistics.median(ratios), "family": family_name}
 
 
-def _synthetic_batch(n: int, episodes: int, horizon: int, obs_dim: int, act_dim: int, generator: torch.Generator,
+def _synthetic_batch(policy: Policy, n: int, episodes: int, horizon: int, generator: torch.Generator,
                      device: torch.device) -> PolicyBatch:
     """Random data shaped like a real meta-batch (the update's cost does not depend on the values)."""
     B = episodes * horizon
-    return PolicyBatch(obs=torch.randn(n, B, obs_dim, generator=generator).to(device),
-                       actions=torch.randn(n, B, act_dim, generator=generator).to(device),
+    actions = (torch.randint(0, policy.out_dim, (n, B), generator=generator) if policy.discrete
+               else torch.randn(n, B, policy.out_dim, generator=generator))
+    return PolicyBatch(obs=torch.randn(n, B, policy.obs_dim, generator=generator).to(device),
+                       actions=actions.to(device),
                        advantages=torch.randn(n, B, generator=generator).to(device),
                        mask=torch.ones(n, B).to(device))
 
 
-def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats: int = 3,
-                device: str = "auto") -> dict[str, Any]:
-    """TRPO meta-update, HalfCheetah-sized (obs 17, actions 6, 64×64 tanh; 40 tasks × 20 episodes × H=100).
+def perf_update(family_name: str = "halfcheetah-vel", tasks: int = 40, episodes: int = 20, horizon: int = 100,
+                repeats: int = 3, device: str = "auto") -> dict[str, Any]:
+    """TRPO meta-update of a 64×64 tanh policy sized for the family (HalfCheetah: obs 17, actions 6) on random data,
+    40 tasks × 20 episodes × H=100 by default.
 
     ``batched_s`` is the learner's path (hand-derived curvature, task blocks sized for the device, see
     learner.auto_task_chunk), ``autograd_batched_s`` the same blocks with autograd's Hessian-vector products, and
     ``per_task_loop_s`` the per-task autograd reference."""
     dev = resolve_device(device)
-    policy = GaussianMLPPolicy(17, 6, (64, 64), "tanh")
+    family = make_family(family_name)
+    policy = make_policy(family.observation_space, family.action_space, (64, 64), "tanh")
     g = torch.Generator().manual_seed(0)
     theta = {k: v.to(dev) for k, v in policy.init_params(g).items()}
-    support = _synthetic_batch(tasks, episodes, horizon, 17, 6, g, dev)
-    query = _synthetic_batch(tasks, episodes, horizon, 17, 6, g, dev)
+    support = _synthetic_batch(policy, tasks, episodes, horizon, g, dev)
+    query = _synthetic_batch(policy, tasks, episodes, horizon, g, dev)
     settings = Learner(policy, theta, load_config(PRESET).algo, dev).trpo
     chunk = auto_task_chunk(dev, episodes * horizon, 64)
 
@@ -114,7 +118,7 @@ def perf_update(tasks: int = 40, episodes: int = 20, horizon: int = 100, repeats
                 times[key].append(time.perf_counter() - t0)
     speedups = [loop / fast for loop, fast in zip(times["per_task_loop_s"], times["batched_s"])]
     return {**{k: statistics.median(v) for k, v in times.items()}, "speedup": statistics.median(speedups),
-            "device": str(dev), "task_chunk": chunk}
+            "device": str(dev), "task_chunk": chunk, "family": family_name}
 
 
 def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, Any]:
@@ -148,7 +152,7 @@ def run(what: str, family: str | None = None, workers: int | None = None, repeat
     if what == "sampler":
         return perf_sampler(family or "halfcheetah-vel", 1 if workers is None else workers, repeats)
     if what == "update":
-        return perf_update(repeats=repeats)
+        return perf_update(family or "halfcheetah-vel", repeats=repeats)
     return perf_iteration(workers=workers, repeats=repeats)
 
 

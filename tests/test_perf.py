@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from metarl import perf
 
 
-def test_perf_update_reports_all_three_paths():
-    result = perf.perf_update(tasks=4, episodes=2, horizon=10, repeats=1)
-    assert set(result) == {"batched_s", "autograd_batched_s", "per_task_loop_s", "speedup", "device", "task_chunk"}
+@pytest.mark.parametrize("family", ["halfcheetah-vel", "bandit"])
+def test_perf_update_reports_all_three_paths(family):
+    result = perf.perf_update(family, tasks=4, episodes=2, horizon=10, repeats=1)
+    assert set(result) == {"batched_s", "autograd_batched_s", "per_task_loop_s", "speedup", "device", "task_chunk",
+                           "family"}
     assert all(result[k] > 0 for k in ("batched_s", "autograd_batched_s", "per_task_loop_s", "speedup"))
     assert result["device"] in ("cpu", "cuda") and result["task_chunk"] >= 0
     json.dumps(result)
