@@ -11,7 +11,7 @@ through the MLP, reusing activations and back-propagated errors cached once per 
 forward-tangent and one backward pass. Autograd computes the same numbers by differentiating its own backward
 graph (maml_trpo.kl_hvp and MetaObjective, the references the tests compare against) with the same number of
 large matmuls but more elementwise passes over [tasks, samples, hidden] tensors; docs/performance.md has the
-measured difference (1.0-1.4x per TRPO step on a CPU).
+measured difference (1.0-1.6x per TRPO step on a CPU).
 """
 
 from __future__ import annotations
