@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from metarl.families import resolve_version
+from metarl.families import FamilyError, resolve_version
 
 MAX_VELOCITY = 0.1
 
@@ -117,6 +117,8 @@ class Navigation2DFamily:
         self._low, self._high = spec["goal_low"], spec["goal_high"]
         self._action_bound = spec["action_bound"]
         self._tolerance = float(goal_tolerance)
+        if not self._tolerance >= 0:
+            raise FamilyError(f"2d-navigation needs goal_tolerance >= 0 (0 = never end early), got {goal_tolerance}")
         env = self.make_env()
         self.observation_space = env.observation_space
         self.action_space = env.action_space

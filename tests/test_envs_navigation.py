@@ -82,3 +82,10 @@ def test_goals_are_uniform_in_the_square_and_json_serialisable():
     goals = np.asarray([t["goal"] for t in tasks])
     assert goals.min() >= -0.5 and goals.max() <= 0.5 and goals.std() > 0.25
     assert json.loads(json.dumps(tasks)) == tasks
+
+
+def test_negative_goal_tolerance_is_refused():
+    from metarl.families import FamilyError
+
+    with pytest.raises(FamilyError, match="goal_tolerance >= 0"):
+        make_family("2d-navigation", goal_tolerance=-0.1)
