@@ -11,6 +11,7 @@ from metarl.adaptation import PolicyBatch, adapt_steps
 from metarl.algorithms.curvature import MetaCurvature
 from metarl.algorithms.maml_trpo import MetaObjective, TRPOSettings, trpo_step
 from metarl.config import AlgoConfig, ConfigError
+from metarl.memory import keep_freed_memory
 from metarl.policies import Params, Policy, expand
 from metarl.returns import advantages
 from metarl.rollout import Rollouts
@@ -44,6 +45,7 @@ class Learner:
 
     def __init__(self, policy: Policy, theta: Params, algo: AlgoConfig, device: torch.device,
                  task_chunk: int | None = None):
+        keep_freed_memory()  # the CPU update reuses MB-sized tensors thousands of times; see memory.py
         self.policy = policy
         self.algo = algo
         self.device = device

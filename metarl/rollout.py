@@ -20,6 +20,7 @@ import torch
 
 from metarl.config import ConfigError
 from metarl.families import BatchedEnv, TaskFamily, make_family
+from metarl.memory import keep_freed_memory
 from metarl.policies import Policy, from_numpy, make_policy
 
 
@@ -119,6 +120,7 @@ class RolloutWorker:
 
     def __init__(self, family_spec: dict[str, Any], policy_spec: dict[str, Any], max_envs: int | None = None):
         torch.set_num_threads(1)
+        keep_freed_memory()
         self.family = make_family(family_spec["name"], family_spec.get("version"), **family_spec.get("kwargs", {}))
         self.policy: Policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
         # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (MuJoCo) are stepped
