@@ -89,11 +89,13 @@ class Learner:
         chunk = self.task_chunk
         if chunk is None:
             chunk = auto_task_chunk(self.device, query.obs.shape[1], max(self.policy.hidden_sizes, default=1))
-        objective = MetaObjective(self.policy, supports, query, self.algo.inner_lr, self.algo.first_order, batched,
-                                  task_chunk=chunk)
-        curvature = MetaCurvature(self.policy, self.theta, list(supports), query, self.algo.inner_lr,
-                                  self.algo.first_order, chunk) if batched else None
-        theta, stats = trpo_step(objective, self.theta, self.trpo, curvature)
+        if batched:
+            objective = MetaCurvature(self.policy, self.theta, list(supports), query, self.algo.inner_lr,
+                                      self.algo.first_order, chunk)
+        else:
+            objective = MetaObjective(self.policy, supports, query, self.algo.inner_lr, self.algo.first_order,
+                                      batched=False)
+        theta, stats = trpo_step(objective, self.theta, self.trpo)
         self.theta = theta
         self.skipped_updates += stats["skipped"]
         return stats

@@ -98,9 +98,9 @@ def perf_update(family_name: str = "halfcheetah-vel", tasks: int = 40, episodes:
 
     def update(batched: bool, analytic: bool) -> Callable[[], None]:
         def run() -> None:
-            objective = MetaObjective(policy, [support], query, 0.1, batched=batched, task_chunk=chunk)
-            curvature = MetaCurvature(policy, theta, [support], query, 0.1, task_chunk=chunk) if analytic else None
-            trpo_step(objective, theta, settings, curvature)
+            objective = (MetaCurvature(policy, theta, [support], query, 0.1, task_chunk=chunk) if analytic
+                         else MetaObjective(policy, [support], query, 0.1, batched=batched, task_chunk=chunk))
+            trpo_step(objective, theta, settings)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
         return run

@@ -76,8 +76,7 @@ def test_second_order_terms_are_present():
 def test_trpo_step_with_curvature_equals_autograd_step(discrete):
     policy, theta, supports, query = problem(discrete, "tanh", K=1, n=4, B=40, seed=3)
     settings = TRPOSettings(max_kl=0.01)
-    fast, fast_stats = trpo_step(MetaObjective(policy, supports, query, 0.3), theta, settings,
-                                 MetaCurvature(policy, theta, supports, query, 0.3))
+    fast, fast_stats = trpo_step(MetaCurvature(policy, theta, supports, query, 0.3, task_chunk=3), theta, settings)
     slow, slow_stats = trpo_step(MetaObjective(policy, supports, query, 0.3), theta, settings)
     assert fast_stats["accepted"] == slow_stats["accepted"] == 1
     assert fast_stats["line_search_steps"] == slow_stats["line_search_steps"]
@@ -91,3 +90,19 @@ def test_unknown_activation_is_refused():
     policy = GaussianMLPPolicy(4, 3, (8, 5), "gelu")
     with pytest.raises(ValueError, match="allowed: tanh, relu"):
         MetaCurvature(policy, theta, supports, query, 0.4)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("task_chunk", [0, 2])
+def test_loss_and_line_search_evaluation_equal_the_objective(discrete, task_chunk):
+    policy, theta, supports, query = problem(discrete, "tanh", K=2)
+    objective = MetaObjective(policy, supports, query, 0.4)
+    loss0, kl0, _ = objective(theta, differentiable=False)  # records π_old
+    curvature = MetaCurvature(policy, theta, supports, query, 0.4, task_chunk=task_chunk)
+    assert curvature.loss().item() == pytest.approx(loss0.item(), rel=1e-12)
+    assert [x.item() for x in curvature.evaluate(theta)] == pytest.approx([loss0.item(), 0.0], abs=1e-12)
+    gen = torch.Generator().manual_seed(5)
+    moved = {k: v + 0.05 * torch.randn(v.shape, generator=gen, dtype=DT) for k, v in theta.items()}
+    loss, kl, _ = objective(moved, differentiable=False)
+    assert kl.item() > 1e-6
+    assert [x.item() for x in curvature.evaluate(moved)] == pytest.approx([loss.item(), kl.item()], rel=1e-10)

@@ -152,26 +152,43 @@ class _TaskBlock:
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
                  inner_lr: float, first_order: bool, scale: float):
         self.policy, self.theta, self.inner_lr = policy, theta, inner_lr
-        n = query.obs.shape[0]
-        phi = {k: v.detach() for k, v in expand(theta, n).items()}
+        self.supports, self.query_batch = supports, query
+        phi = {k: v.detach() for k, v in expand(theta, query.obs.shape[0]).items()}
         self.steps: list[tuple[_Pass, _PolicyGradientHead]] = []
         for batch in supports:
-            weights = batch.advantages * batch.mask / batch.mask.sum(-1, keepdim=True).clamp(min=1)
-            p = _forward(policy, phi, batch.obs)
-            head = _PolicyGradientHead(policy, phi, p.out, batch.actions, weights)
-            grads = _with_log_std(_backward(policy, p, head.g_out, store=not first_order), head.g_log_std)
+            p, head, phi = self._inner_step(phi, batch, store=not first_order)
             if not first_order:
                 self.steps.append((p, head))
-            phi = {k: v - inner_lr * grads[k] for k, v in phi.items()}
         self.phi = phi
         self.query = _forward(policy, phi, query.obs)
         self.kl_weights = query.mask / query.mask.sum(-1, keepdim=True).clamp(min=1) * scale
         self.surrogate = _PolicyGradientHead(policy, phi, self.query.out, query.actions,
                                              query.advantages * self.kl_weights)
+        self.old_dist = policy.distribution(phi, query.obs)
+        self.old_logp = policy.log_prob(self.old_dist, query.actions)
         if policy.discrete:
             self.probs = torch.softmax(self.query.out, -1)
         else:
             self.inv_var = torch.exp(-2 * phi["log_std"]).unsqueeze(1)
+
+    def _inner_step(self, phi: Params, batch: PolicyBatch, store: bool
+                    ) -> tuple[_Pass, _PolicyGradientHead, Params]:
+        """One inner policy-gradient step for this block's tasks, by hand: (pass, loss head, next φ)."""
+        weights = batch.advantages * batch.mask / batch.mask.sum(-1, keepdim=True).clamp(min=1)
+        p = _forward(self.policy, phi, batch.obs)
+        head = _PolicyGradientHead(self.policy, phi, p.out, batch.actions, weights)
+        grads = _with_log_std(_backward(self.policy, p, head.g_out, store=store), head.g_log_std)
+        return p, head, {k: v - self.inner_lr * grads[k] for k, v in phi.items()}
+
+    def evaluate(self, theta: Params) -> tuple[Tensor, Tensor]:
+        """(surrogate, KL(π_old ‖ π_φ(θ))) of this block's tasks at another θ, weighted 1/n (the line search)."""
+        phi = expand(theta, self.query.out.shape[0])
+        for batch in self.supports:
+            phi = self._inner_step(phi, batch, store=False)[2]
+        dist = self.policy.distribution(phi, self.query_batch.obs)
+        ratio = torch.exp(self.policy.log_prob(dist, self.query_batch.actions) - self.old_logp)
+        loss = -(ratio * self.query_batch.advantages * self.kl_weights).sum()
+        return loss, (self.policy.kl(self.old_dist, dist) * self.kl_weights).sum()
 
     def _support_hvp(self, p: _Pass, head: _PolicyGradientHead, u: Params) -> Params:
         """H_k u for every task: the tangent of the support-loss gradient at φ_{k−1}."""
@@ -219,6 +236,7 @@ class MetaCurvature:
     ``task_chunk`` > 0 caches and evaluates blocks of that many tasks one after another, so that each block's
     tensors stay in cache on a CPU (see learner.auto_task_chunk); 0 takes all tasks at once (GPU)."""
 
+    @torch.no_grad()
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
                  inner_lr: float, first_order: bool = False, task_chunk: int = 0):
         self.theta = {k: v.detach() for k, v in theta.items()}
@@ -237,10 +255,23 @@ class MetaCurvature:
         parts = [per_block(b) for b in self.blocks]
         return torch.cat([sum(p[k] for p in parts).reshape(-1) for k in self.theta])
 
+    @torch.no_grad()
+    def loss(self) -> Tensor:
+        """The surrogate −mean_i E[π_φi / π_old · A] at θ_old (where the ratio is 1)."""
+        return -sum((b.query_batch.advantages * b.kl_weights).sum() for b in self.blocks)
+
+    @torch.no_grad()
+    def evaluate(self, theta: Params) -> tuple[Tensor, Tensor]:
+        """(surrogate, mean KL to the pre-update query policy) at ``theta``: forward passes only."""
+        parts = [b.evaluate(theta) for b in self.blocks]
+        return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+    @torch.no_grad()
     def gradient(self) -> Tensor:
-        """∇θ of the surrogate −mean_i E[π_φi / π_old · A] at θ_old, flattened in θ's order."""
+        """∇θ of the surrogate at θ_old, flattened in θ's order."""
         return self._total(lambda b: b.gradient())
 
+    @torch.no_grad()
     def kl_hvp(self, v: Tensor) -> Tensor:
         """H_KL v = Σ_i A_iᵀ G_i A_i v (no damping), flattened in θ's order."""
         u, i = {}, 0

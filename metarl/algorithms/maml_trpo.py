@@ -144,29 +144,33 @@ def kl_hvp_reference(kl: torch.Tensor, params: list[torch.Tensor], damping: floa
     return hvp
 
 
-def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]], theta: Params,
-              settings: TRPOSettings, curvature: MetaCurvature | None = None) -> tuple[Params, dict[str, float]]:
-    """One trust-region step on ``objective`` from ``theta``. Returns (new θ, stats); θ is returned unchanged
+def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]] | MetaCurvature, theta: Params,
+              settings: TRPOSettings) -> tuple[Params, dict[str, float]]:
+    """One trust-region step from ``theta``. Returns (new θ, stats); θ is returned unchanged
     (``stats["skipped"] = 1``) when the gradient or step is not finite, or when no line-search step is accepted
     (``stats["accepted"] = 0``).
 
-    The gradient and the KL Hessian-vector products come from ``curvature`` (the hand-derived fast path) when
-    given, else from autograd through ``objective``; the line search always evaluates ``objective``."""
+    ``objective`` is either a differentiable θ -> (loss, KL, distribution) such as MetaObjective (gradient and KL
+    Hessian-vector products by autograd) or a MetaCurvature built at ``theta`` (all of them by hand, the learner's
+    fast path)."""
     theta = {k: v.detach().requires_grad_() for k, v in theta.items()}
     params = list(theta.values())
     unchanged = {k: v.detach() for k, v in theta.items()}
-    if curvature is None:
-        loss, kl, dist = objective(theta)
-        grad = flat(torch.autograd.grad(loss, params, retain_graph=True))
-
-        def make_hvp() -> Callable[[torch.Tensor], torch.Tensor]:
-            return kl_hvp(kl, dist, params, settings.cg_damping)
-    else:
-        loss, _, _ = objective(theta, differentiable=False)  # also records π_old for the line search
-        grad = curvature.gradient()
+    if isinstance(objective, MetaCurvature):
+        curvature = objective
+        loss, grad, evaluate = curvature.loss(), curvature.gradient(), curvature.evaluate
 
         def make_hvp() -> Callable[[torch.Tensor], torch.Tensor]:
             return lambda v: curvature.kl_hvp(v) + settings.cg_damping * v
+    else:
+        loss, kl, dist = objective(theta)
+        grad = flat(torch.autograd.grad(loss, params, retain_graph=True))
+
+        def evaluate(th: Params) -> tuple[torch.Tensor, torch.Tensor]:
+            return objective(th, differentiable=False)[:2]
+
+        def make_hvp() -> Callable[[torch.Tensor], torch.Tensor]:
+            return kl_hvp(kl, dist, params, settings.cg_damping)
     stats = {"loss_before": loss.item(), "loss_after": loss.item(), "kl": 0.0, "line_search_steps": 0,
              "grad_norm": grad.norm().item(), "accepted": 0, "skipped": 0}
     if not torch.isfinite(grad).all() or not math.isfinite(stats["loss_before"]):
@@ -185,8 +189,7 @@ def trpo_step(objective: Callable[..., tuple[torch.Tensor, torch.Tensor, Any]], 
     old = flat(params).detach()
     for j in range(settings.ls_max_steps):
         candidate = unflat(old + settings.ls_backtrack_ratio ** j * full_step, theta)
-        new_loss, new_kl, _ = objective(candidate, differentiable=False)
-        new_loss, new_kl = new_loss.item(), new_kl.item()
+        new_loss, new_kl = (x.item() for x in evaluate(candidate))
         if math.isfinite(new_loss) and new_loss < stats["loss_before"] and new_kl <= settings.max_kl:
             stats.update(loss_after=new_loss, kl=new_kl, line_search_steps=j + 1, accepted=1)
             return {k: v.detach().clone() for k, v in candidate.items()}, stats
