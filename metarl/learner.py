@@ -28,8 +28,8 @@ def resolve_device(name: str) -> torch.device:
 
 # On a CPU the outer update is bound by memory bandwidth, not by per-operation overhead: activations of a whole
 # meta-batch ([tasks, episodes × T, hidden] float32, 10-20 MB) stream through RAM on every elementwise op of every
-# Hessian-vector product. Blocks of tasks whose activations fit in L2 cache run 1.2-1.5× faster (measured with
-# `metarl perf update` and on the 2D-navigation config); a GPU takes the whole meta-batch at once.
+# Hessian-vector product. Blocks of tasks whose activations fit in L2 cache are faster: 72-73 ms against 77-78 ms
+# per product of the 2D-navigation update (docs/performance.md); a GPU takes the whole meta-batch at once.
 CPU_BLOCK_BYTES = 2 * 1024 * 1024
 
 

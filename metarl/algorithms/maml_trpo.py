@@ -35,8 +35,9 @@ def _detach(dist: Any) -> Any:
 
 @dataclass
 class MetaObjective:
-    """θ -> (surrogate loss, mean KL to the pre-update query policy), batched over all tasks, in blocks of
-    ``task_chunk`` tasks (the CPU path, see learner.auto_task_chunk), or looped per task (the reference)."""
+    """θ -> (surrogate loss, mean KL to the pre-update query policy) by autograd, batched over all tasks, in blocks
+    of ``task_chunk`` tasks, or looped per task. The references of the learner's hand-derived path (curvature.py);
+    the learner itself uses this class only for its per-task reference (``meta_update(batched=False)``)."""
 
     policy: Policy
     supports: Sequence[PolicyBatch]
