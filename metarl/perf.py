@@ -152,7 +152,11 @@ def run(what: str, family: str | None = None, workers: int | None = None, repeat
     if what == "sampler":
         return perf_sampler(family or "halfcheetah-vel", 1 if workers is None else workers, repeats)
     if what == "update":
-        return perf_update(family or "halfcheetah-vel", repeats=repeats)
+        # The CPU figures always; on a machine with a GPU the same measurement on CUDA too, under "cuda".
+        result = perf_update(family or "halfcheetah-vel", repeats=repeats, device="cpu")
+        if torch.cuda.is_available():
+            result["cuda"] = perf_update(family or "halfcheetah-vel", repeats=repeats, device="cuda")
+        return result
     return perf_iteration(workers=workers, repeats=repeats)
 
 
