@@ -33,6 +33,20 @@ def select(params: Params, index) -> Params:
     return {k: v[index] for k, v in params.items()}
 
 
+def flat(tensors) -> torch.Tensor:
+    """Parameters (or their gradients) as one vector, in the given order."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def unflat(vector: torch.Tensor, like: Params) -> Params:
+    """The inverse of ``flat(like.values())``: views into ``vector`` shaped like ``like``."""
+    out, i = {}, 0
+    for k, v in like.items():
+        out[k] = vector[i:i + v.numel()].view_as(v)
+        i += v.numel()
+    return out
+
+
 def to_numpy(params: Params) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in params.items()}
 
@@ -87,7 +101,11 @@ class GaussianMLPPolicy(MLPPolicy):
 
     def distribution(self, params: Params, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean [n, B, a], log_std [n, 1, a])."""
-        return self.mlp(params, obs), params["log_std"].unsqueeze(1)
+        return self.head(params, self.mlp(params, obs))
+
+    def head(self, params: Params, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The distribution from an MLP output already computed (the learner's cached passes)."""
+        return out, params["log_std"].unsqueeze(1)
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         mean, log_std = dist
@@ -120,7 +138,10 @@ class CategoricalMLPPolicy(MLPPolicy):
     discrete = True
 
     def distribution(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
-        return self.mlp(params, obs)
+        return self.head(params, self.mlp(params, obs))
+
+    def head(self, params: Params, out: torch.Tensor) -> torch.Tensor:
+        return out
 
     def log_prob(self, dist, actions: torch.Tensor) -> torch.Tensor:
         return torch.log_softmax(dist, -1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from metarl.adaptation import PolicyBatch
-from metarl.policies import Params, Policy, expand
+from metarl.policies import Params, Policy, expand, flat, unflat
 
 Tensor = torch.Tensor
 
@@ -164,7 +164,7 @@ class _TaskBlock:
         self.kl_weights = query.mask / query.mask.sum(-1, keepdim=True).clamp(min=1) * scale
         self.surrogate = _PolicyGradientHead(policy, phi, self.query.out, query.actions,
                                              query.advantages * self.kl_weights)
-        self.old_dist = policy.distribution(phi, query.obs)
+        self.old_dist = policy.head(phi, self.query.out)
         self.old_logp = policy.log_prob(self.old_dist, query.actions)
         if policy.discrete:
             self.probs = torch.softmax(self.query.out, -1)
@@ -253,7 +253,7 @@ class MetaCurvature:
 
     def _total(self, per_block) -> Tensor:
         parts = [per_block(b) for b in self.blocks]
-        return torch.cat([sum(p[k] for p in parts).reshape(-1) for k in self.theta])
+        return flat(sum(p[k] for p in parts) for k in self.theta)
 
     @torch.no_grad()
     def loss(self) -> Tensor:
@@ -274,8 +274,5 @@ class MetaCurvature:
     @torch.no_grad()
     def kl_hvp(self, v: Tensor) -> Tensor:
         """H_KL v = Σ_i A_iᵀ G_i A_i v (no damping), flattened in θ's order."""
-        u, i = {}, 0
-        for k, t in self.theta.items():
-            u[k] = v[i:i + t.numel()].view_as(t)
-            i += t.numel()
+        u = unflat(v, self.theta)
         return self._total(lambda b: b.kl_hvp(u))

@@ -17,7 +17,7 @@ import torch
 
 from metarl.adaptation import PolicyBatch, adapt_steps, masked_task_mean
 from metarl.algorithms.curvature import MetaCurvature
-from metarl.policies import Params, Policy
+from metarl.policies import Params, Policy, flat, unflat
 
 
 @dataclass(frozen=True)
@@ -76,18 +76,6 @@ class MetaObjective:
         if isinstance(blocks[0], tuple):
             return tuple(torch.cat(parts) for parts in zip(*blocks))
         return torch.cat(blocks)
-
-
-def flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
-
-
-def unflat(vector: torch.Tensor, like: Params) -> Params:
-    out, i = {}, 0
-    for k, v in like.items():
-        out[k] = vector[i:i + v.numel()].view_as(v)
-        i += v.numel()
-    return out
 
 
 def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int,
