@@ -151,7 +151,7 @@ class _TaskBlock:
 
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
                  inner_lr: float, first_order: bool, scale: float):
-        self.policy, self.theta, self.inner_lr = policy, theta, inner_lr
+        self.policy, self.inner_lr = policy, inner_lr
         self.supports, self.query_batch = supports, query
         phi = {k: v.detach() for k, v in expand(theta, query.obs.shape[0]).items()}
         self.steps: list[tuple[_Pass, _PolicyGradientHead]] = []
