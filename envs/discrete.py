@@ -15,7 +15,8 @@ the batched env steps with pure array operations and matches the plain env draw 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

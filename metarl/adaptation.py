@@ -1,83 +1,104 @@
-"""The inner loop: functional policy-gradient steps φ ← φ − α ∇L_support(φ), for all tasks at once.
+"""The inner loop: functional policy-gradient steps φ ← φ − α ⊙ ∇L_support(φ), for all tasks at once.
 
 Parameters carry a leading task dimension. Because task i's loss depends only on slice i, the gradient of the
 *sum* of per-task losses with respect to the stacked parameters is exactly the stack of per-task gradients:
 one backward pass adapts every task. ``adapt_per_task_loop`` is the slow, obviously-correct reference.
+
+What an algorithm varies here is an ``InnerLoop``: the inner objective, the step size of each step (fixed, or
+learned per parameter as in Meta-SGD), which parameters adapt (all, or ANIL's head), and first or second order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
+from metarl.algorithms.inner_objectives import InnerObjective, reinforce
+from metarl.batch import PolicyBatch, masked_task_mean
 from metarl.policies import Params, Policy, expand
+
+__all__ = ["PolicyBatch", "masked_task_mean", "InnerLoop", "adapt", "adapt_path", "adapt_steps",
+           "adapt_per_task_loop", "policy_params", "LR_PREFIX"]
+
+LR_PREFIX = "inner_lr."
+"""Learned step sizes live among the meta-parameters as ``inner_lr.<step>.<parameter>`` (shaped like it)."""
+
+
+def policy_params(meta: Params) -> Params:
+    """The policy's own parameters of a meta-parameter dict (without learned step sizes)."""
+    return {k: v for k, v in meta.items() if not k.startswith(LR_PREFIX)}
 
 
 @dataclass(frozen=True)
-class PolicyBatch:
-    """Rollouts flattened over (episode, time) for the learner: obs [n, B, d], actions [n, B(, a)],
-    advantages and mask [n, B], with B = episodes × horizon."""
+class InnerLoop:
+    """How every task adapts. Step k uses ``lrs[k]`` (the last one for steps beyond the list)."""
 
-    obs: torch.Tensor
-    actions: torch.Tensor
-    advantages: torch.Tensor
-    mask: torch.Tensor
+    lrs: tuple[float, ...] = (0.1,)
+    objective: InnerObjective = reinforce
+    keys: tuple[str, ...] | None = None  # the parameters that adapt; None = all
+    first_order: bool = False
+    learned_lrs: bool = False  # Meta-SGD: per-parameter step sizes among the meta-parameters, lrs their init
 
-    def task(self, i: int) -> "PolicyBatch":
-        """Task i's slice, keeping a task dimension of 1 (for the per-task references)."""
-        return self.tasks(slice(i, i + 1))
+    def adapted(self, params: Params) -> list[str]:
+        return [k for k in params if self.keys is None or k in self.keys]
 
-    def tasks(self, s: slice) -> "PolicyBatch":
-        return PolicyBatch(self.obs[s], self.actions[s], self.advantages[s], self.mask[s])
+    def step_sizes(self, meta: Params, k: int) -> dict[str, float | torch.Tensor]:
+        k = min(k, len(self.lrs) - 1)
+        keys = self.adapted(policy_params(meta))
+        if self.learned_lrs:
+            return {key: meta[f"{LR_PREFIX}{k}.{key}"] for key in keys}
+        return {key: self.lrs[k] for key in keys}
 
-
-def masked_task_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over valid samples of each task: [n, B] -> [n]."""
-    return (x * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-
-
-def inner_loss(policy: Policy, params: Params, batch: PolicyBatch) -> torch.Tensor:
-    """REINFORCE-with-baseline loss per task, −mean[log π(a|s) · A], shape [n]."""
-    logp = policy.log_prob(policy.distribution(params, batch.obs), batch.actions)
-    return -masked_task_mean(logp * batch.advantages, batch.mask)
+    def init_learned_lrs(self, theta: Params) -> Params:
+        """Meta-SGD's step sizes at the start of training: lrs[k] everywhere."""
+        return {f"{LR_PREFIX}{k}.{key}": torch.full_like(theta[key], lr)
+                for k, lr in enumerate(self.lrs) for key in self.adapted(policy_params(theta))}
 
 
-def adapt(policy: Policy, params: Params, batch: PolicyBatch, lr: float, create_graph: bool) -> Params:
-    """One inner step for every task. ``create_graph=True`` keeps the graph for second-order meta-gradients;
-    otherwise the inner gradient is treated as a constant (first order)."""
+def adapt(policy: Policy, params: Params, batch: PolicyBatch, lrs: dict[str, float | torch.Tensor],
+          create_graph: bool, objective: InnerObjective = reinforce) -> Params:
+    """One inner step for every task on the parameters named in ``lrs``. ``create_graph=True`` keeps the graph
+    for second-order meta-gradients; otherwise the inner gradient is treated as a constant (first order)."""
+    keys = list(lrs)
     with torch.enable_grad():
-        if not any(p.requires_grad for p in params.values()):
-            params = {k: v.detach().requires_grad_() for k, v in params.items()}
-        loss = inner_loss(policy, params, batch).sum()
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+        if not any(params[k].requires_grad for k in keys):
+            params = {k: v.detach().requires_grad_() if k in lrs else v for k, v in params.items()}
+        loss = objective(policy, params, batch).sum()
+        grads = torch.autograd.grad(loss, [params[k] for k in keys], create_graph=create_graph)
     if not create_graph:
         grads = [g.detach() for g in grads]
-    return {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
+    new = dict(params)
+    for k, g in zip(keys, grads):
+        new[k] = params[k] - lrs[k] * g
+    return new
 
 
-def adapt_steps(policy: Policy, theta: Params, supports: Sequence[PolicyBatch], lr: float,
-                first_order: bool = False, differentiable: bool = True) -> Params:
-    """φ_K from shared θ: step k uses support batch k (sampled with φ_k). Returns per-task parameters.
+def adapt_path(policy: Policy, meta: Params, supports: Sequence[PolicyBatch], inner: InnerLoop,
+               differentiable: bool = True) -> list[Params]:
+    """[φ_0 = θ, φ_1, …, φ_K] for every task: step k adapts on support batch k (sampled with φ_k).
 
-    ``differentiable=False`` (line search, sampling) builds no second-order graph at all.
-    """
-    phi = expand(theta, supports[0].obs.shape[0])
-    for batch in supports:
-        phi = adapt(policy, phi, batch, lr, create_graph=differentiable and not first_order)
-    return phi
+    ``differentiable=False`` (line search, sampling) builds no second-order graph at all."""
+    phi = expand(policy_params(meta), supports[0].obs.shape[0])
+    path = [phi]
+    for k, batch in enumerate(supports):
+        phi = adapt(policy, phi, batch, inner.step_sizes(meta, k),
+                    create_graph=differentiable and not inner.first_order, objective=inner.objective)
+        path.append(phi)
+    return path
 
 
-def adapt_per_task_loop(policy: Policy, theta: Params, supports: Sequence[PolicyBatch], lr: float,
-                        first_order: bool = False, differentiable: bool = True) -> Params:
+def adapt_steps(policy: Policy, meta: Params, supports: Sequence[PolicyBatch], inner: InnerLoop,
+                differentiable: bool = True) -> Params:
+    """φ_K for every task (per-task parameters with a leading task dimension)."""
+    return adapt_path(policy, meta, supports, inner, differentiable)[-1]
+
+
+def adapt_per_task_loop(policy: Policy, meta: Params, supports: Sequence[PolicyBatch], inner: InnerLoop,
+                        differentiable: bool = True) -> Params:
     """Reference: the same adaptation, one task at a time (what most MAML code does). Tests and `metarl perf`
     compare the batched path against it."""
-    n = supports[0].obs.shape[0]
-    per_task = []
-    for i in range(n):
-        phi = expand(theta, 1)
-        for batch in supports:
-            phi = adapt(policy, phi, batch.task(i), lr, create_graph=differentiable and not first_order)
-        per_task.append(phi)
-    return {k: torch.cat([p[k] for p in per_task], dim=0) for k in theta}
+    per_task = [adapt_steps(policy, meta, [b.task(i) for b in supports], inner, differentiable)
+                for i in range(supports[0].obs.shape[0])]
+    return {k: torch.cat([p[k] for p in per_task], dim=0) for k in per_task[0]}

@@ -1,4 +1,4 @@
-"""The ``metarl`` command: train, eval, envs, check-family, perf.
+"""The ``metarl`` command: train, eval, algos, envs, check-family, perf.
 
 Bad input (config, family, flags) ends with one line on stderr naming what was wrong and what is allowed, and
 exit code 2, before Ray starts or anything is written.
@@ -46,7 +46,8 @@ def _prepare_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, Path]:
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():
         shutil.copy2(metrics, run_dir / f"metrics.jsonl.before-resume-{iteration}")
-        kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["iteration"] <= iteration]
+        lines = metrics.read_text().splitlines()
+        kept = [line for line in lines if line and json.loads(line)["iteration"] <= iteration]
         metrics.write_text("".join(line + "\n" for line in kept))
     return config, checkpoint
 
@@ -60,7 +61,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config, checkpoint = _prepare_resume(run_dir, overrides)
     else:
         if args.config is None:
-            raise UsageError("train needs a CONFIG file (e.g. configs/maml_trpo/2d_navigation.yaml) or --resume RUN_DIR")
+            raise UsageError("train needs a CONFIG file (e.g. configs/maml_trpo/2d_navigation.yaml) "
+                             "or --resume RUN_DIR")
         config = load_config(args.config, overrides)
         run_dir, checkpoint = _run_dir(config, Path(args.config)), None
 
@@ -113,6 +115,21 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_algos(args: argparse.Namespace) -> int:
+    from metarl.algorithms.registry import ALGORITHMS
+
+    rows = [a.describe() for a in ALGORITHMS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        defaults = ", ".join(f"{k}={v}" for k, v in row["defaults"].items())
+        adapts = row["adapts"] + (", learned step sizes" if row["learned_inner_lr"] else "")
+        print(f"{row['name']}  ({row['paper']})\n    inner: {row['inner_objective']} on {adapts}; "
+              f"outer: {row['outer_objective']}; step: {row['outer_step']}\n    defaults: {defaults}")
+    return 0
+
+
 def cmd_check_family(args: argparse.Namespace) -> int:
     from metarl.check import check_family
     from metarl.families import make_family
@@ -157,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("envs", help="list task families and their versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_envs)
+
+    p = sub.add_parser("algos", help="list the meta-RL algorithms with their paper, parts and defaults")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_algos)
 
     p = sub.add_parser("check-family", help="validate a task family (built-in name or package.module:Class)")
     p.add_argument("family")

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from metarl.algorithms import registry as _registry
+
 
 class ConfigError(ValueError):
     """Bad configuration: unknown key, wrong type or out-of-range value."""
@@ -37,12 +39,21 @@ class FamilyConfig:
 @dataclass(frozen=True)
 class AlgoConfig:
     name: str = "maml-trpo"
-    inner_lr: float = 0.1
-    """alpha: inner policy-gradient step size."""
+    """One of metarl.algorithms.registry.ALGORITHMS (`metarl algos`)."""
+    inner_lr: float | tuple[float, ...] = 0.1
+    """alpha: inner step size, one number or one per inner step (Meta-SGD: the learned step sizes' start)."""
     inner_steps: int = 1
     """K: inner adaptation steps per task."""
-    first_order: bool = False
-    """Drop the second-order terms of the meta-gradient (FOMAML)."""
+    first_order: bool | None = None
+    """Drop the second-order terms of the meta-gradient (FOMAML); null = the algorithm's default."""
+    outer_lr: float | None = None
+    """Adam's learning rate (maml-vpg, maml-ppo, promp) or Reptile's ε; null = the algorithm's default."""
+    outer_epochs: int | None = None
+    """Adam steps per batch of rollouts (maml-vpg, maml-ppo, promp); null = the algorithm's default."""
+    clip: float | None = None
+    """Clip range ε of the clipped surrogate (maml-ppo, promp); null = the algorithm's default."""
+    kl_coef: float | None = None
+    """ProMP's coefficient of the KL penalty between pre-update policies; null = the algorithm's default."""
     gamma: float = 0.99
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
@@ -51,6 +62,11 @@ class AlgoConfig:
     cg_damping: float = 1e-5
     ls_max_steps: int = 15
     ls_backtrack_ratio: float = 0.8
+
+    @property
+    def inner_lrs(self) -> tuple[float, ...]:
+        """The inner step size of each step (a single number applies to every step)."""
+        return self.inner_lr if isinstance(self.inner_lr, tuple) else (self.inner_lr,)
 
 
 @dataclass(frozen=True)
@@ -111,14 +127,19 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
 
-ALGORITHMS = ("maml-trpo",)
+ALGORITHMS = tuple(_registry.ALGORITHMS)
 ACTIVATIONS = ("tanh", "relu")
 
 # key -> (predicate, what is allowed)
 _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "seed": (lambda v: v >= 0, "an integer >= 0"),
     "algo.name": (lambda v: v in ALGORITHMS, f"one of {', '.join(ALGORITHMS)}"),
-    "algo.inner_lr": (lambda v: v > 0, "a number > 0"),
+    "algo.inner_lr": (lambda v: all(x > 0 for x in (v if isinstance(v, tuple) else (v,))) and v != (),
+                      "a number > 0 or a list of numbers > 0, one per inner step"),
+    "algo.outer_lr": (lambda v: v > 0, "null (the algorithm's default) or a number > 0"),
+    "algo.outer_epochs": (lambda v: v >= 1, "null (the algorithm's default) or an integer >= 1"),
+    "algo.clip": (lambda v: 0 < v < 1, "null (the algorithm's default) or a number in (0, 1)"),
+    "algo.kl_coef": (lambda v: v >= 0, "null (the algorithm's default) or a number >= 0"),
     "algo.inner_steps": (lambda v: v >= 1, "an integer >= 1"),
     "algo.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "algo.gae_lambda": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
@@ -194,7 +215,8 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     unknown = sorted(set(data) - set(names))
     if unknown:
         key = f"{prefix}{unknown[0]}"
-        raise ConfigError(f"unknown config key '{key}'; allowed in '{prefix.rstrip('.') or 'root'}': {', '.join(names)}")
+        section = prefix.rstrip(".") or "root"
+        raise ConfigError(f"unknown config key '{key}'; allowed in '{section}': {', '.join(names)}")
     kwargs = {}
     for name in names:
         if name not in data:
@@ -234,12 +256,28 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def resolve_algo(algo: AlgoConfig) -> AlgoConfig:
+    """Fill the keys left null with the algorithm's defaults, and refuse combinations that contradict it."""
+    spec = _registry.ALGORITHMS[algo.name]
+    if isinstance(algo.inner_lr, tuple) and len(algo.inner_lr) != algo.inner_steps:
+        raise ConfigError(f"config key 'algo.inner_lr' has {len(algo.inner_lr)} values for algo.inner_steps = "
+                          f"{algo.inner_steps}; give one number or exactly one per inner step")
+    if algo.name == "fomaml" and algo.first_order is False:
+        raise ConfigError("config key 'algo.first_order' must be null or true for fomaml (first order by definition)")
+    if algo.name == "reptile" and algo.inner_steps < 2:
+        raise ConfigError("config key 'algo.inner_steps' must be >= 2 for reptile (with one step it is joint "
+                          "training, not meta-learning)")
+    filled = {k: v for k, v in spec.defaults.items() if getattr(algo, k) is None}
+    return dataclasses.replace(algo, **filled)
+
+
 def from_dict(data: dict, overrides: typing.Sequence[str] = ()) -> Config:
     data = dict(data or {})
     for text in overrides:
         key, value = parse_override(text)
         _set_path(data, key, value)
-    return _build(Config, data, "")
+    config = _build(Config, data, "")
+    return dataclasses.replace(config, algo=resolve_algo(config.algo))
 
 
 def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:

@@ -4,8 +4,9 @@ meta-test itself: K-step adaptation curves on held-out tasks drawn from their ow
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from metarl.adaptation import PolicyBatch
 from metarl.families import TaskFamily
 from metarl.learner import Learner
 from metarl.policies import to_numpy
-from metarl.rollout import Rollouts, RolloutPool
+from metarl.rollout import RolloutPool, Rollouts
 
 
 @dataclass

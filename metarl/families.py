@@ -9,8 +9,9 @@ so adding one needs no change to metarl.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -129,7 +130,8 @@ def make_family(name: str, version: str | None = None, **kwargs: Any) -> TaskFam
     except FamilyError:
         raise
     except (TypeError, ValueError, KeyError) as exc:
-        raise FamilyError(f"family {name!r} rejected its arguments (version={version!r}, kwargs={kwargs}): {exc}") from exc
+        raise FamilyError(f"family {name!r} rejected its arguments (version={version!r}, kwargs={kwargs}): "
+                          f"{exc}") from exc
     missing = [a for a in ("name", "version", "horizon", "observation_space", "action_space",
                            "sample_tasks", "make_env") if not hasattr(family, a)]
     if missing:

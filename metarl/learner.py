@@ -1,16 +1,22 @@
-"""The learner: owns θ on its device, turns rollouts into batches, adapts per task, takes the outer step."""
+"""The learner: owns the meta-parameters θ (and learned step sizes, and the outer optimiser) on its device, turns
+rollouts into batches, adapts every task at once, and takes the algorithm's outer step."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from metarl.adaptation import PolicyBatch, adapt_steps
+from metarl.adaptation import LR_PREFIX, InnerLoop, adapt_per_task_loop, adapt_steps
 from metarl.algorithms.curvature import MetaCurvature
-from metarl.algorithms.maml_trpo import MetaObjective, TRPOSettings, trpo_step
-from metarl.config import AlgoConfig, ConfigError
+from metarl.algorithms.outer_objectives import MetaObjective, OuterLoss
+from metarl.algorithms.outer_steps import adam_epochs, reptile_step
+from metarl.algorithms.registry import ALGORITHMS
+from metarl.algorithms.trust_region import TRPOSettings, trpo_step
+from metarl.batch import PolicyBatch
+from metarl.config import AlgoConfig, ConfigError, resolve_algo
 from metarl.memory import keep_freed_memory
 from metarl.policies import Params, Policy, expand
 from metarl.returns import advantages
@@ -41,19 +47,43 @@ def auto_task_chunk(device: torch.device, samples_per_task: int, widest_layer: i
 
 
 class Learner:
-    """Holds the meta-parameters θ; every computation is batched over the tasks of a meta-batch."""
+    """Holds the meta-parameters; every computation is batched over the tasks of a meta-batch.
+
+    ``theta`` holds the policy's parameters and, for Meta-SGD, the learned step sizes (``inner_lr.<k>.<name>``),
+    so that every outer step, checkpoint and resume treats them alike."""
 
     def __init__(self, policy: Policy, theta: Params, algo: AlgoConfig, device: torch.device,
                  task_chunk: int | None = None):
         keep_freed_memory()  # the CPU update reuses MB-sized tensors thousands of times; see memory.py
-        self.policy = policy
-        self.algo = algo
-        self.device = device
-        self.task_chunk = task_chunk
-        self.theta: Params = {k: v.detach().to(device) for k, v in theta.items()}
+        algo = resolve_algo(algo)
+        self.policy, self.algo, self.device, self.task_chunk = policy, algo, device, task_chunk
+        self.algorithm = spec = ALGORITHMS[algo.name]
+        self.inner = InnerLoop(lrs=algo.inner_lrs, objective=spec.inner_objective,
+                               keys=policy.head_keys() if spec.adapts == "head" else None,
+                               first_order=bool(algo.first_order), learned_lrs=spec.learned_lrs)
+        self.outer = OuterLoss(clip=algo.clip if spec.clipped else None,
+                               kl_coef=algo.kl_coef if spec.pre_update_kl else 0.0, emaml=spec.emaml)
+        theta = {k: v.detach().to(device) for k, v in theta.items()}
+        if spec.learned_lrs and not any(k.startswith(LR_PREFIX) for k in theta):
+            theta |= self.inner.init_learned_lrs(theta)
+        self.theta: Params = theta
         self.trpo = TRPOSettings(algo.max_kl, algo.cg_iters, algo.cg_damping, algo.ls_max_steps,
                                  algo.ls_backtrack_ratio)
+        self.optimizer: torch.optim.Optimizer | None = None
+        if spec.outer_step == "adam":  # θ's tensors become the optimiser's parameters, updated in place
+            self.theta = {k: v.clone().requires_grad_() for k, v in theta.items()}
+            self.optimizer = torch.optim.Adam(list(self.theta.values()), lr=algo.outer_lr)
         self.skipped_updates = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds of the learner: θ (with learned step sizes) and the outer optimiser's state."""
+        return {"theta": {k: v.detach().cpu().clone() for k, v in self.theta.items()},
+                "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "skipped_updates": self.skipped_updates}
+
+    def load_optimizer_state(self, state: dict | None) -> None:
+        if self.optimizer is not None and state is not None:
+            self.optimizer.load_state_dict(state)
 
     def batch(self, rollouts: Rollouts) -> PolicyBatch:
         """Move rollouts to the device and compute their baseline-corrected advantages (no gradient needed)."""
@@ -67,35 +97,62 @@ class Learner:
         adv = advantages(obs, rewards, mask, self.algo.gamma, self.algo.gae_lambda, self.algo.normalize_advantages)
         actions = put(rollouts.actions)
         return PolicyBatch(obs=obs.reshape(n, E * T, -1), actions=actions.reshape(n, E * T, *actions.shape[3:]),
-                           advantages=adv.reshape(n, E * T), mask=mask.reshape(n, E * T))
+                           advantages=adv.reshape(n, E * T), mask=mask.reshape(n, E * T), episodes=E,
+                           task_return=(rewards * mask).sum(-1).mean(-1))
 
     def adapt(self, supports: Sequence[PolicyBatch]) -> Params:
         """φ_K for every task from the support batches so far (used to sample the next batch)."""
-        phi = adapt_steps(self.policy, self.theta, supports, self.algo.inner_lr, self.algo.first_order,
-                          differentiable=False)
+        phi = adapt_steps(self.policy, self.theta, supports, self.inner, differentiable=False)
         return {k: v.detach() for k, v in phi.items()}
 
     def expanded_theta(self, n: int) -> Params:
-        return {k: v.contiguous() for k, v in expand(self.theta, n).items()}
+        """The policy's parameters broadcast to ``n`` tasks (what the rollout workers sample with)."""
+        return {k: v.detach().contiguous() for k, v in expand(self.policy_theta(), n).items()}
+
+    def policy_theta(self) -> Params:
+        return {k: v for k, v in self.theta.items() if not k.startswith(LR_PREFIX)}
+
+    def inner_lr_stats(self) -> tuple[float, float]:
+        """Mean and standard deviation of the inner step sizes (learned ones for Meta-SGD)."""
+        lrs = torch.cat([v.detach().reshape(-1) for k, v in self.theta.items() if k.startswith(LR_PREFIX)]) \
+            if self.inner.learned_lrs else torch.tensor(self.inner.lrs, dtype=torch.float64)
+        return lrs.mean().item(), lrs.std(unbiased=False).item()
 
     def meta_update(self, supports: Sequence[PolicyBatch], query: PolicyBatch, batched: bool = True) -> dict:
-        """One outer TRPO step. Non-finite advantages, gradients or steps leave θ unchanged and count as skipped.
-
-        The batched path takes its gradient and KL curvature from the hand-derived MetaCurvature; ``batched=False``
-        is the per-task autograd reference."""
+        """One outer step of the configured algorithm. Non-finite advantages, gradients or steps leave θ unchanged
+        and count as skipped. ``batched=False`` is the per-task reference of the same update."""
         if not all(torch.isfinite(b.advantages).all() for b in (*supports, query)):
             self.skipped_updates += 1
             return {"skipped": 1, "accepted": 0}
-        chunk = self.task_chunk
-        if chunk is None:
-            chunk = auto_task_chunk(self.device, query.obs.shape[1], max(self.policy.hidden_sizes, default=1))
-        if batched:
-            objective = MetaCurvature(self.policy, self.theta, list(supports), query, self.algo.inner_lr,
-                                      self.algo.first_order, chunk)
+        step = self.algorithm.outer_step
+        if step == "reptile":
+            stats = self._reptile(supports, batched)
+        elif step == "adam":
+            stats = adam_epochs(self._objective(supports, query, batched), self.theta, self.optimizer,
+                                self.algo.outer_epochs)
         else:
-            objective = MetaObjective(self.policy, supports, query, self.algo.inner_lr, self.algo.first_order,
-                                      batched=False)
-        theta, stats = trpo_step(objective, self.theta, self.trpo)
-        self.theta = theta
+            self.theta, stats = trpo_step(self._objective(supports, query, batched), self.theta, self.trpo)
         self.skipped_updates += stats["skipped"]
         return stats
+
+    def _objective(self, supports: Sequence[PolicyBatch], query: PolicyBatch, batched: bool
+                   ) -> MetaObjective | MetaCurvature:
+        """MAML-TRPO's hand-derived fast path where the algorithm allows it, else autograd over the task batch
+        (or per task, the reference)."""
+        if batched and self.algorithm.hand_derived:
+            chunk = self.task_chunk
+            if chunk is None:
+                chunk = auto_task_chunk(self.device, query.obs.shape[1], max(self.policy.hidden_sizes, default=1))
+            return MetaCurvature(self.policy, self.theta, list(supports), query, self.inner.lrs,
+                                 self.inner.first_order, chunk)
+        return MetaObjective(self.policy, supports, query, self.inner, self.outer, batched=batched)
+
+    def _reptile(self, supports: Sequence[PolicyBatch], batched: bool) -> dict:
+        adapt_fn = adapt_steps if batched else adapt_per_task_loop
+        phi = adapt_fn(self.policy, self.theta, supports, self.inner, differentiable=False)
+        if not all(torch.isfinite(v).all() for v in phi.values()):
+            return {"skipped": 1, "accepted": 0}
+        new = reptile_step(self.theta, {k: v.detach() for k, v in phi.items()}, self.algo.outer_lr)
+        delta = torch.cat([(new[k] - self.theta[k]).reshape(-1) for k in new])
+        self.theta = new
+        return {"skipped": 0, "accepted": 1, "grad_norm": delta.norm().item()}

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from metarl import seeding
-from metarl.adaptation import PolicyBatch
+from metarl.adaptation import InnerLoop, PolicyBatch
 from metarl.algorithms.curvature import MetaCurvature
-from metarl.algorithms.maml_trpo import MetaObjective, trpo_step
+from metarl.algorithms.outer_objectives import MetaObjective
+from metarl.algorithms.trust_region import trpo_step
 from metarl.components import build
 from metarl.config import load_config
 from metarl.evaluation import sample_adaptation_path
@@ -99,7 +101,8 @@ def perf_update(family_name: str = "halfcheetah-vel", tasks: int = 40, episodes:
     def update(batched: bool, analytic: bool) -> Callable[[], None]:
         def run() -> None:
             objective = (MetaCurvature(policy, theta, [support], query, 0.1, task_chunk=chunk) if analytic
-                         else MetaObjective(policy, [support], query, 0.1, batched=batched, task_chunk=chunk))
+                         else MetaObjective(policy, [support], query, InnerLoop((0.1,)), batched=batched,
+                                            task_chunk=chunk))
             trpo_step(objective, theta, settings)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
@@ -136,7 +139,7 @@ def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, An
             t0 = time.perf_counter()
             tasks = family.sample_tasks(rng, n)
             path = sample_adaptation_path(pool, learner, tasks, E, cfg.algo.inner_steps,
-                                          lambda k: seeding.rollout_seeds(0, seeding.ROLLOUTS, it, k, n))
+                                          lambda k, it=it: seeding.rollout_seeds(0, seeding.ROLLOUTS, it, k, n))
             t1 = time.perf_counter()
             learner.meta_update(path.supports, path.query)
             t2 = time.perf_counter()

@@ -9,8 +9,8 @@ per layer serves all tasks — on the rollout workers and on the learner alike.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -74,6 +74,11 @@ class MLPPolicy:
             params[f"layer{i}.weight"] = w
             params[f"layer{i}.bias"] = torch.zeros(fan_out)
         return params
+
+    def head_keys(self) -> tuple[str, ...]:
+        """The policy head: the last layer and, for a Gaussian, the log-std (what ANIL adapts)."""
+        last = len(self.hidden_sizes)
+        return (f"layer{last}.weight", f"layer{last}.bias") + (() if getattr(self, "discrete", True) else ("log_std",))
 
     def mlp(self, params: Params, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` [n, B, obs_dim] with per-task ``params`` [n, ...] -> [n, B, out_dim]."""
@@ -169,7 +174,8 @@ def make_policy(observation_space: gym.Space, action_space: gym.Space, hidden_si
                 activation: str = "tanh", init_log_std: float = 0.0) -> Policy:
     """The policy that fits a family's spaces: Gaussian for Box actions, categorical for Discrete."""
     if not isinstance(observation_space, gym.spaces.Box):
-        raise TypeError(f"unsupported observation space {observation_space}; allowed: Box (one-hot encode discrete states)")
+        raise TypeError(f"unsupported observation space {observation_space}; "
+                        "allowed: Box (one-hot encode discrete states)")
     obs_dim = int(np.prod(observation_space.shape))
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalMLPPolicy(obs_dim, int(action_space.n), tuple(hidden_sizes), activation)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ class Rollouts:
         return (self.rewards * self.mask).sum(-1)
 
     @staticmethod
-    def concat(parts: Sequence["Rollouts"]) -> "Rollouts":
+    def concat(parts: Sequence[Rollouts]) -> Rollouts:
         """Join batches along the task axis (the pool's gather step)."""
         out = {}
         for f in fields(Rollouts):

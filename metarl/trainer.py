@@ -23,6 +23,8 @@ class Trainer:
     def __init__(self, config: Config, run_dir: Path, resume_from: Path | None = None):
         state = load_checkpoint(resume_from) if resume_from is not None else None
         parts = build(config, theta=state["theta"] if state else None)  # starts Ray before anything is written
+        if state is not None:
+            parts.learner.load_optimizer_state(state.get("optimizer"))
         self._parts = parts
         self.config, self.family, self.policy = parts.config, parts.family, parts.policy
         self.learner, self.pool = parts.learner, parts.pool
@@ -47,7 +49,7 @@ class Trainer:
                 tasks = self.family.sample_tasks(self.task_rng, n)
                 path = sample_adaptation_path(
                     self.pool, self.learner, tasks, E, K,
-                    lambda k: seeding.rollout_seeds(cfg.seed, seeding.ROLLOUTS, it, k, n))
+                    lambda k, it=it: seeding.rollout_seeds(cfg.seed, seeding.ROLLOUTS, it, k, n))
                 t_update = time.perf_counter()
                 stats = self.learner.meta_update(path.supports, path.query)
                 time_update = time.perf_counter() - t_update
@@ -78,8 +80,10 @@ class Trainer:
         for key in ("loss_before", "loss_after", "kl", "line_search_steps", "grad_norm"):
             if key in stats:
                 scalars[f"outer/{key}"] = float(stats[key])
+        lr_mean, lr_std = self.learner.inner_lr_stats()
         scalars |= {
-            "inner/lr_mean": self.config.algo.inner_lr,
+            "inner/lr_mean": lr_mean,
+            "inner/lr_std": lr_std,
             "perf/env_steps_per_s": steps_now / path.time_sample_s if path.time_sample_s > 0 else math.nan,
             "perf/time_sample_s": path.time_sample_s,
             "perf/time_update_s": time_update,
@@ -99,9 +103,8 @@ class Trainer:
         save_checkpoint(self.run_dir / "checkpoints" / f"iter_{it}.pt", {
             "iteration": it,
             "env_steps": self.env_steps,
-            "theta": {k: v.cpu() for k, v in self.learner.theta.items()},
+            **self.learner.state_dict(),  # θ (with learned step sizes), the outer optimiser, skipped updates
             "task_rng": self.task_rng.bit_generator.state,
-            "skipped_updates": self.learner.skipped_updates,
             "config": to_dict(self.config),
         })
 

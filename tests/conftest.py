@@ -22,9 +22,10 @@ def ray_session():
 @pytest.fixture
 def nav_rollouts():
     """A tiny batch of 2D-navigation rollouts (3 tasks × 4 episodes × horizon 10) from the in-process worker."""
+    import torch
+
     from metarl.policies import expand, to_numpy
     from metarl.rollout import RolloutWorker
-    import torch
 
     family_spec = {"name": "2d-navigation", "version": "finn2017", "kwargs": {"horizon": 10}}
     policy_spec = {"hidden_sizes": (8,), "activation": "tanh", "init_log_std": 0.0}

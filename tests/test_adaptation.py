@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metarl.adaptation import PolicyBatch, adapt_per_task_loop, adapt_steps, inner_loss, masked_task_mean
-from metarl.algorithms.maml_trpo import MetaObjective
+from metarl.adaptation import InnerLoop, PolicyBatch, adapt_per_task_loop, adapt_steps, masked_task_mean
+from metarl.algorithms.inner_objectives import reinforce as inner_loss
+from metarl.algorithms.outer_objectives import MetaObjective
 from metarl.policies import GaussianMLPPolicy
 
 DT = torch.float64
@@ -47,8 +48,8 @@ def _flat(d):
 def test_batched_adaptation_equals_per_task_loop(K, first_order):
     policy, theta, supports, _ = make_problem(K=K)
     theta = {k: v.requires_grad_() for k, v in theta.items()}
-    fast = adapt_steps(policy, theta, supports, lr=0.3, first_order=first_order)
-    slow = adapt_per_task_loop(policy, theta, supports, lr=0.3, first_order=first_order)
+    fast = adapt_steps(policy, theta, supports, InnerLoop((0.3,), first_order=first_order))
+    slow = adapt_per_task_loop(policy, theta, supports, InnerLoop((0.3,), first_order=first_order))
     assert set(fast) == set(theta)
     for k in theta:
         assert fast[k].shape == (3, *theta[k].shape)
@@ -60,9 +61,10 @@ def test_batched_adaptation_equals_per_task_loop(K, first_order):
 
 def test_one_step_is_theta_minus_lr_times_per_task_gradient():
     policy, theta, supports, _ = make_problem(K=1)
-    phi = adapt_steps(policy, theta, supports, lr=0.25)
+    phi = adapt_steps(policy, theta, supports, InnerLoop((0.25,)))
     for i in range(3):
-        g = _grad(lambda th: inner_loss(policy, {k: v.unsqueeze(0) for k, v in th.items()}, supports[0].task(i)).sum(),
+        task = supports[0].task(i)
+        g = _grad(lambda th, task=task: inner_loss(policy, {k: v.unsqueeze(0) for k, v in th.items()}, task).sum(),
                   theta)
         for k in theta:
             assert torch.allclose(phi[k][i], theta[k] - 0.25 * g[k], atol=1e-12)
@@ -74,8 +76,8 @@ def test_meta_gradient_batched_equals_per_task_loop(K, first_order):
     policy, theta, supports, query = make_problem(K=K)
     grads = {}
     for batched in (True, False):
-        obj = MetaObjective(policy, supports, query, inner_lr=0.3, first_order=first_order, batched=batched)
-        grads[batched] = _flat(_grad(lambda th: obj(th)[0], theta))
+        obj = MetaObjective(policy, supports, query, InnerLoop((0.3,), first_order=first_order), batched=batched)
+        grads[batched] = _flat(_grad(lambda th, obj=obj: obj(th)[0], theta))
     assert grads[True].abs().max() > 1e-4
     assert torch.allclose(grads[True], grads[False], atol=1e-10)
 
@@ -86,7 +88,7 @@ def test_task_blocks_give_the_same_objective_and_meta_gradient(task_chunk):
     policy, theta, supports, query = make_problem(n=5, K=2)
     results = {}
     for chunk in (0, task_chunk):
-        obj = MetaObjective(policy, supports, query, inner_lr=0.3, task_chunk=chunk)
+        obj = MetaObjective(policy, supports, query, InnerLoop((0.3,)), task_chunk=chunk)
         th = {k: v.detach().clone().requires_grad_() for k, v in theta.items()}
         loss, kl, dist = obj(th)
         grad = torch.autograd.grad(loss, list(th.values()))
@@ -118,7 +120,7 @@ def _finite_difference_grad(obj, theta, eps=1e-6):
 @pytest.mark.parametrize("K", [1, 2])
 def test_second_order_meta_gradient_matches_finite_differences(K):
     policy, theta, supports, query = make_problem(K=K)
-    obj = MetaObjective(policy, supports, query, inner_lr=0.5, first_order=False)
+    obj = MetaObjective(policy, supports, query, InnerLoop((0.5,), first_order=False))
     obj(theta)  # fixes π_old (the query policy at θ) as the first evaluation does in TRPO
     analytic = _flat(_grad(lambda th: obj(th)[0], theta))
     numeric = _finite_difference_grad(obj, theta)
@@ -129,12 +131,13 @@ def test_second_order_meta_gradient_matches_finite_differences(K):
 def test_first_order_gradient_is_post_adaptation_gradient_and_differs_from_second_order():
     policy, theta, supports, query = make_problem(K=1)
     lr = 0.5
-    so = _flat(_grad(lambda th: MetaObjective(policy, supports, query, lr, first_order=False)(th)[0], theta))
-    fo = _flat(_grad(lambda th: MetaObjective(policy, supports, query, lr, first_order=True)(th)[0], theta))
+    so = _flat(_grad(lambda th: MetaObjective(policy, supports, query, InnerLoop((lr,)))(th)[0], theta))
+    fo = _flat(_grad(lambda th: MetaObjective(policy, supports, query, InnerLoop((lr,), first_order=True))(th)[0],
+                     theta))
     assert (fo - so).norm() / so.norm() > 1e-3
 
     # ∇_θ of the FOMAML objective = Σ_i ∇_{φ_i} L_query,i(φ_i) / n, with φ fixed
-    phi = {k: v.detach().requires_grad_() for k, v in adapt_steps(policy, theta, supports, lr).items()}
+    phi = {k: v.detach().requires_grad_() for k, v in adapt_steps(policy, theta, supports, InnerLoop((lr,))).items()}
     dist = policy.distribution(phi, query.obs)
     logp = policy.log_prob(dist, query.actions)
     loss = -masked_task_mean(torch.exp(logp - logp.detach()) * query.advantages, query.mask).mean()
@@ -145,7 +148,7 @@ def test_first_order_gradient_is_post_adaptation_gradient_and_differs_from_secon
 
 def test_meta_objective_kl_is_zero_at_old_parameters_and_positive_elsewhere():
     policy, theta, supports, query = make_problem(K=1)
-    obj = MetaObjective(policy, supports, query, inner_lr=0.3)
+    obj = MetaObjective(policy, supports, query, InnerLoop((0.3,)))
     loss0, kl0 = obj(theta)[:2]
     assert abs(kl0.item()) < 1e-12
     # at θ_old the ratio is 1: the surrogate is −mean advantage

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from metarl.envs.navigation import Navigation2DEnv, Navigation2DFamily
 
 from metarl.check import check_family, describe_families
-from metarl.envs.navigation import Navigation2DEnv, Navigation2DFamily
 from metarl.families import list_families, resolve_family_class
 
 BUILTIN_VERSIONS = [(name, version) for name in list_families()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metarl.adaptation import PolicyBatch, adapt_steps
+from metarl.adaptation import InnerLoop, PolicyBatch, adapt_steps
 from metarl.algorithms.curvature import MetaCurvature
-from metarl.algorithms.maml_trpo import MetaObjective, TRPOSettings, flat, kl_hvp_reference, trpo_step
+from metarl.algorithms.outer_objectives import MetaObjective
+from metarl.algorithms.trust_region import TRPOSettings, flat, kl_hvp_reference, trpo_step
 from metarl.policies import CategoricalMLPPolicy, GaussianMLPPolicy
 
 DT = torch.float64
@@ -46,12 +47,12 @@ def test_gradient_and_kl_hvp_equal_autograd(discrete, activation, K, first_order
     policy, theta, supports, query = problem(discrete, activation, K)
     lr = 0.4
     th = {k: v.clone().requires_grad_() for k, v in theta.items()}
-    loss, kl, _ = MetaObjective(policy, supports, query, lr, first_order=first_order)(th)
+    loss, kl, _ = MetaObjective(policy, supports, query, InnerLoop((lr,), first_order=first_order))(th)
     grad = flat(torch.autograd.grad(loss, list(th.values()), retain_graph=True))
     hvp = kl_hvp_reference(kl, list(th.values()), damping=0.0)
 
     curvature = MetaCurvature(policy, theta, supports, query, lr, first_order, task_chunk)
-    phi = adapt_steps(policy, theta, supports, lr, first_order, differentiable=False)
+    phi = adapt_steps(policy, theta, supports, InnerLoop((lr,), first_order=first_order), differentiable=False)
     assert all(torch.allclose(curvature.phi[k], phi[k], rtol=0, atol=1e-12) for k in theta)
     assert rel(curvature.gradient(), grad) < 1e-10
     gen = torch.Generator().manual_seed(1)
@@ -77,7 +78,7 @@ def test_trpo_step_with_curvature_equals_autograd_step(discrete):
     policy, theta, supports, query = problem(discrete, "tanh", K=1, n=4, B=40, seed=3)
     settings = TRPOSettings(max_kl=0.01)
     fast, fast_stats = trpo_step(MetaCurvature(policy, theta, supports, query, 0.3, task_chunk=3), theta, settings)
-    slow, slow_stats = trpo_step(MetaObjective(policy, supports, query, 0.3), theta, settings)
+    slow, slow_stats = trpo_step(MetaObjective(policy, supports, query, InnerLoop((0.3,))), theta, settings)
     assert fast_stats["accepted"] == slow_stats["accepted"] == 1
     assert fast_stats["line_search_steps"] == slow_stats["line_search_steps"]
     assert fast_stats["loss_before"] == pytest.approx(slow_stats["loss_before"], rel=1e-12)
@@ -96,7 +97,7 @@ def test_unknown_activation_is_refused():
 @pytest.mark.parametrize("task_chunk", [0, 2])
 def test_loss_and_line_search_evaluation_equal_the_objective(discrete, task_chunk):
     policy, theta, supports, query = problem(discrete, "tanh", K=2)
-    objective = MetaObjective(policy, supports, query, 0.4)
+    objective = MetaObjective(policy, supports, query, InnerLoop((0.4,)))
     loss0, kl0, _ = objective(theta, differentiable=False)  # records π_old
     curvature = MetaCurvature(policy, theta, supports, query, 0.4, task_chunk=task_chunk)
     assert curvature.loss().item() == pytest.approx(loss0.item(), rel=1e-12)

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from metarl.envs.rand_params import LOG_SCALE_LIMIT, RAND_PARAMS
+
 from metarl.families import make_family
 
 NAMES = ["hopper-rand-params", "walker2d-rand-params"]

@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch.distributions import Categorical, Normal, kl_divergence
 
-from metarl.policies import (CategoricalMLPPolicy, GaussianMLPPolicy, expand, from_numpy, make_policy, select,
-                             to_numpy)
+from metarl.policies import CategoricalMLPPolicy, GaussianMLPPolicy, expand, from_numpy, make_policy, select, to_numpy
 
 
 def _per_task_params(policy, n, seed=0, dtype=torch.float64):

@@ -1,5 +1,5 @@
 """Every preset under configs/ loads, names a family (and version) that builds, keeps the reference preset's keys,
-and comments every key; every registered family has a preset."""
+and comments every key; every registered family and every algorithm has a preset."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from metarl.algorithms.registry import ALGORITHMS
 from metarl.config import load_config
 from metarl.families import list_families, make_family
 
@@ -69,10 +70,30 @@ def test_preset_loads_and_family_builds(path):
     assert family.horizon >= 1
 
 
+TRUST_REGION_KEYS = {"algo.max_kl", "algo.cg_iters", "algo.cg_damping", "algo.ls_max_steps", "algo.ls_backtrack_ratio"}
+
+
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
-def test_preset_has_the_reference_keys(path):
+def test_preset_has_the_reference_keys_and_its_algorithms_hyperparameters(path):
+    """Outside ``algo`` a preset has the reference's keys; inside, the shared ones, every key the algorithm takes a
+    default for, and the trust-region keys exactly when its outer step is the trust region."""
     reference = leaf_keys(yaml.safe_load(REFERENCE.read_text()))
-    assert leaf_keys(yaml.safe_load(path.read_text())) == reference
+    keys = leaf_keys(yaml.safe_load(path.read_text()))
+    assert {k for k in keys if not k.startswith("algo.")} == {k for k in reference if not k.startswith("algo.")}
+    algorithm = ALGORITHMS[load_config(path).algo.name]
+    expected = {"algo.name", "algo.inner_lr", "algo.inner_steps", "algo.first_order", "algo.gamma",
+                "algo.gae_lambda", "algo.normalize_advantages"} | {f"algo.{k}" for k in algorithm.defaults}
+    if algorithm.outer_step == "trust-region":
+        expected |= TRUST_REGION_KEYS
+    assert {k for k in keys if k.startswith("algo.")} == expected
+
+
+def test_every_algorithm_has_a_2d_navigation_preset_in_its_own_directory():
+    for name in ALGORITHMS:
+        path = ROOT / "configs" / name.replace("-", "_") / "2d_navigation.yaml"
+        assert load_config(path).algo.name == name, path
+    for name in ("maml-trpo", "promp", "maml-ppo", "meta-sgd"):
+        assert load_config(ROOT / "configs" / name.replace("-", "_") / "halfcheetah_vel.yaml").algo.name == name
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)

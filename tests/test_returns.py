@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from metarl.returns import (advantages, baseline_features, discounted_returns, fit_linear_baseline, gae,
-                            linear_baseline_values, normalize)
+from metarl.returns import (
+    advantages,
+    baseline_features,
+    discounted_returns,
+    fit_linear_baseline,
+    gae,
+    linear_baseline_values,
+    normalize,
+)
 
 
 def t64(x) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from metarl.envs.navigation import BatchedNavigation2D, Navigation2DFamily, velocity
+
 from metarl.policies import expand, to_numpy
 from metarl.rollout import RolloutPool, Rollouts, RolloutWorker
 

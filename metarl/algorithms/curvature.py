@@ -6,21 +6,22 @@ A_i = (I − α H_iK) ⋯ (I − α H_i1), with H_ik the (symmetric) Hessian of 
     ∇θ surrogate = Σ_i A_iᵀ g_i      and      H_KL v = Σ_i A_iᵀ G_i A_i v,
 
 where g_i is the query surrogate's gradient at φ_i and G_i the Gauss-Newton matrix of the query KL (exact at
-old = new, see maml_trpo.kl_hvp). Each H_ik·u is one R-operator pass (Pearlmutter 1994) forward and backward
+old = new, see trust_region.kl_hvp). Each H_ik·u is one R-operator pass (Pearlmutter 1994) forward and backward
 through the MLP, reusing activations and back-propagated errors cached once per update; each G_i·u is one
 forward-tangent and one backward pass. Autograd computes the same numbers by differentiating its own backward
-graph (maml_trpo.kl_hvp and MetaObjective, the references the tests compare against) with the same number of
+graph (trust_region.kl_hvp and MetaObjective, the references the tests compare against) with the same number of
 large matmuls but more elementwise passes over [tasks, samples, hidden] tensors; docs/performance.md has the
 measured difference (1.0-1.6x per TRPO step on a CPU).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from metarl.adaptation import PolicyBatch
+from metarl.batch import PolicyBatch
 from metarl.policies import Params, Policy, expand, flat, unflat
 
 Tensor = torch.Tensor
@@ -150,15 +151,16 @@ class _TaskBlock:
     ``scale`` is 1 / (tasks in the whole meta-batch): the KL and the surrogate are means over all tasks."""
 
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
-                 inner_lr: float, first_order: bool, scale: float):
-        self.policy, self.inner_lr = policy, inner_lr
+                 lrs: tuple[float, ...], first_order: bool, scale: float):
+        self.policy = policy
+        self.lrs = [lrs[min(k, len(lrs) - 1)] for k in range(len(supports))]  # step k's inner step size
         self.supports, self.query_batch = supports, query
         phi = {k: v.detach() for k, v in expand(theta, query.obs.shape[0]).items()}
-        self.steps: list[tuple[_Pass, _PolicyGradientHead]] = []
-        for batch in supports:
-            p, head, phi = self._inner_step(phi, batch, store=not first_order)
+        self.steps: list[tuple[_Pass, _PolicyGradientHead, float]] = []
+        for batch, lr in zip(supports, self.lrs):
+            p, head, phi = self._inner_step(phi, batch, lr, store=not first_order)
             if not first_order:
-                self.steps.append((p, head))
+                self.steps.append((p, head, lr))
         self.phi = phi
         self.query = _forward(policy, phi, query.obs)
         self.kl_weights = query.mask / query.mask.sum(-1, keepdim=True).clamp(min=1) * scale
@@ -171,20 +173,20 @@ class _TaskBlock:
         else:
             self.inv_var = torch.exp(-2 * phi["log_std"]).unsqueeze(1)
 
-    def _inner_step(self, phi: Params, batch: PolicyBatch, store: bool
+    def _inner_step(self, phi: Params, batch: PolicyBatch, lr: float, store: bool
                     ) -> tuple[_Pass, _PolicyGradientHead, Params]:
         """One inner policy-gradient step for this block's tasks, by hand: (pass, loss head, next φ)."""
         weights = batch.advantages * batch.mask / batch.mask.sum(-1, keepdim=True).clamp(min=1)
         p = _forward(self.policy, phi, batch.obs)
         head = _PolicyGradientHead(self.policy, phi, p.out, batch.actions, weights)
         grads = _with_log_std(_backward(self.policy, p, head.g_out, store=store), head.g_log_std)
-        return p, head, {k: v - self.inner_lr * grads[k] for k, v in phi.items()}
+        return p, head, {k: v - lr * grads[k] for k, v in phi.items()}
 
     def evaluate(self, theta: Params) -> tuple[Tensor, Tensor]:
         """(surrogate, KL(π_old ‖ π_φ(θ))) of this block's tasks at another θ, weighted 1/n (the line search)."""
         phi = expand(theta, self.query.out.shape[0])
-        for batch in self.supports:
-            phi = self._inner_step(phi, batch, store=False)[2]
+        for batch, lr in zip(self.supports, self.lrs):
+            phi = self._inner_step(phi, batch, lr, store=False)[2]
         dist = self.policy.distribution(phi, self.query_batch.obs)
         ratio = torch.exp(self.policy.log_prob(dist, self.query_batch.actions) - self.old_logp)
         loss = -(ratio * self.query_batch.advantages * self.kl_weights).sum()
@@ -198,9 +200,9 @@ class _TaskBlock:
 
     def transpose_chain(self, w: Params) -> Params:
         """Σ_i A_iᵀ w_i over this block's tasks."""
-        for p, head in reversed(self.steps):
+        for p, head, lr in reversed(self.steps):
             hw = self._support_hvp(p, head, w)
-            w = {k: v - self.inner_lr * hw[k] for k, v in w.items()}
+            w = {k: v - lr * hw[k] for k, v in w.items()}
         return {k: v.sum(0) for k, v in w.items()}
 
     def gradient(self) -> Params:
@@ -210,9 +212,9 @@ class _TaskBlock:
     def kl_hvp(self, v: Params) -> Params:
         n = self.query.out.shape[0]
         u = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in v.items()}
-        for p, head in self.steps:
+        for p, head, lr in self.steps:
             hu = self._support_hvp(p, head, u)
-            u = {k: x - self.inner_lr * hu[k] for k, x in u.items()}
+            u = {k: x - lr * hu[k] for k, x in u.items()}
         out_dot = _r_forward(self.policy, self.query, u)[0][-1]
         w = self.kl_weights.unsqueeze(-1)
         if self.policy.discrete:  # ∂²KL/∂logits² = diag(p) − p pᵀ
@@ -238,12 +240,13 @@ class MetaCurvature:
 
     @torch.no_grad()
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
-                 inner_lr: float, first_order: bool = False, task_chunk: int = 0):
+                 inner_lr: float | Sequence[float], first_order: bool = False, task_chunk: int = 0):
+        lrs = (float(inner_lr),) if isinstance(inner_lr, (int, float)) else tuple(inner_lr)
         self.theta = {k: v.detach() for k, v in theta.items()}
         n = query.obs.shape[0]
         size = task_chunk if 0 < task_chunk < n else n
         self.blocks = [_TaskBlock(policy, self.theta, [b.tasks(slice(lo, lo + size)) for b in supports],
-                                  query.tasks(slice(lo, lo + size)), inner_lr, first_order, 1.0 / n)
+                                  query.tasks(slice(lo, lo + size)), lrs, first_order, 1.0 / n)
                        for lo in range(0, n, size)]
 
     @property

@@ -1,4 +1,4 @@
-"""algorithms/maml_trpo.py and Learner.meta_update: conjugate gradient, the exact Fisher-vector product,
+"""algorithms/trust_region.py and Learner.meta_update: conjugate gradient, the exact Fisher-vector product,
 the trust-region step's guarantees, and skipping of non-finite updates."""
 
 from __future__ import annotations
@@ -8,15 +8,15 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from test_adaptation import make_problem
 
-import metarl.algorithms.maml_trpo as maml_trpo
-from metarl.adaptation import adapt_steps, masked_task_mean
-from metarl.algorithms.maml_trpo import MetaObjective, TRPOSettings, conjugate_gradient, trpo_step
+import metarl.algorithms.trust_region as trust_region
+from metarl.adaptation import InnerLoop, adapt_steps, masked_task_mean
+from metarl.algorithms.outer_objectives import MetaObjective
+from metarl.algorithms.trust_region import TRPOSettings, conjugate_gradient, trpo_step
 from metarl.config import AlgoConfig
 from metarl.learner import Learner
 from metarl.rollout import Rollouts
-
-from test_adaptation import make_problem
 
 
 def _flat(d):
@@ -47,8 +47,8 @@ def test_conjugate_gradient_solves_spd_system():
 def _independent_loss_and_kl(policy, theta_old, theta, supports, query, lr):
     """Surrogate and mean KL(old || new) recomputed from scratch (no MetaObjective state)."""
     with torch.enable_grad():
-        phi_old = adapt_steps(policy, theta_old, supports, lr, differentiable=False)
-        phi_new = adapt_steps(policy, theta, supports, lr, differentiable=False)
+        phi_old = adapt_steps(policy, theta_old, supports, InnerLoop((lr,)), differentiable=False)
+        phi_new = adapt_steps(policy, theta, supports, InnerLoop((lr,)), differentiable=False)
     d_old = tuple(x.detach() for x in policy.distribution(phi_old, query.obs))
     d_new = tuple(x.detach() for x in policy.distribution(phi_new, query.obs))
     ratio = torch.exp(policy.log_prob(d_new, query.actions) - policy.log_prob(d_old, query.actions))
@@ -65,7 +65,7 @@ def test_trpo_step_accepted_step_lowers_loss_within_trust_region(seed, max_kl):
                                     advantages=b.advantages.float(), mask=b.mask.float()) for b in supports]
     query = dataclasses.replace(query, obs=query.obs.float(), actions=query.actions.float(),
                                 advantages=query.advantages.float(), mask=query.mask.float())
-    obj = MetaObjective(policy, supports, query, inner_lr=0.1)
+    obj = MetaObjective(policy, supports, query, InnerLoop((0.1,)))
     new, stats = trpo_step(obj, theta, TRPOSettings(max_kl=max_kl))
     assert stats["accepted"] == 1 and stats["skipped"] == 0
     assert 1 <= stats["line_search_steps"] <= 15
@@ -127,14 +127,14 @@ def test_fisher_vector_product_used_by_trpo_is_exact(monkeypatch):
     policy, theta, supports, query = make_problem(n=3, B=10, K=1, hidden=(3,), seed=4)
     settings = TRPOSettings(cg_damping=1e-5)
     captured = {}
-    original = maml_trpo.conjugate_gradient
+    original = trust_region.conjugate_gradient
 
     def spy(Avp, b, iters, *args, **kwargs):
         captured.setdefault("Avp", Avp)
         return original(Avp, b, iters, *args, **kwargs)
 
-    monkeypatch.setattr(maml_trpo, "conjugate_gradient", spy)
-    obj = MetaObjective(policy, supports, query, inner_lr=0.5)
+    monkeypatch.setattr(trust_region, "conjugate_gradient", spy)
+    obj = MetaObjective(policy, supports, query, InnerLoop((0.5,)))
     trpo_step(obj, theta, settings)
     assert "Avp" in captured, "trpo_step must solve with its Fisher-vector product through conjugate_gradient"
 
@@ -147,7 +147,7 @@ def test_fisher_vector_product_used_by_trpo_is_exact(monkeypatch):
         return _flat(dict(zip(th, torch.autograd.grad(obj(th)[1], list(th.values())))))
 
     th = {k: v.clone().requires_grad_() for k, v in theta.items()}  # the slow "differentiate ∇KL again" reference
-    ref_hvp = maml_trpo.kl_hvp_reference(obj(th)[1], list(th.values()), settings.cg_damping)
+    ref_hvp = trust_region.kl_hvp_reference(obj(th)[1], list(th.values()), settings.cg_damping)
     for _ in range(3):
         v = torch.randn(flat0.shape, generator=gen, dtype=torch.float64)
         hvp = captured["Avp"](v.clone()).detach() - settings.cg_damping * v
