@@ -88,6 +88,15 @@ class _Note(str):
     """A remark attached to a check that passed."""
 
 
+def _real_vector(what: str, space: gym.spaces.Box, hint: str) -> list[str]:
+    """A 1-D Box of any floating dtype (float16/32/64) works: metarl casts to float32 at its boundary."""
+    if not np.issubdtype(space.dtype, np.floating):
+        return [f"{what} must be a 1-D real-valued Box (float16/32/64), got dtype {space.dtype}"]
+    if len(space.shape) != 1:
+        return [f"{what} must be a 1-D real-valued Box, got shape {space.shape} ({hint})"]
+    return []
+
+
 def _json_key(task: dict) -> str:
     """A comparable text form of a task, even one that is not JSON-serialisable (that has its own check)."""
     return json.dumps(task, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else repr(o))
@@ -143,11 +152,13 @@ class _FamilyChecker:
     def spaces(self) -> str | None:
         obs, act = self.family.observation_space, self.family.action_space
         problems = []
-        if not isinstance(obs, gym.spaces.Box) or obs.dtype != np.float32 or len(obs.shape) != 1:
-            problems.append(f"observation_space must be a 1-D float32 Box, got {obs!r}")
+        if not isinstance(obs, gym.spaces.Box):
+            problems.append(f"observation_space must be a 1-D real-valued Box, got {type(obs).__name__} {obs!r:.120} "
+                            "(flatten Dict/Tuple observations with gymnasium.wrappers.FlattenObservation)")
+        else:
+            problems += _real_vector("observation_space", obs, "image observations need a feature encoder first")
         if isinstance(act, gym.spaces.Box):
-            if act.dtype != np.float32 or len(act.shape) != 1:
-                problems.append(f"a continuous action_space must be a 1-D float32 Box, got {act!r}")
+            problems += _real_vector("a continuous action_space", act, "flatten the action")
         elif isinstance(act, gym.spaces.Discrete):
             if act.start != 0:
                 problems.append(f"a Discrete action_space must start at 0, got start={act.start}")
@@ -203,7 +214,7 @@ class _FamilyChecker:
             return f"reset must return (obs, info dict), got info of type {type(info).__name__}"
         if not space.contains(obs):
             return f"reset observation {obs!r:.200} (dtype {getattr(obs, 'dtype', type(obs))}) is not in " \
-                   f"{space} (float32 with the right shape?)"
+                   f"{space} (the right shape and dtype?)"
         actions = _actions(self.family.action_space, self.horizon, SEED + 1)
         for t, action in enumerate(actions, start=1):
             obs, reward, terminated, truncated, info = env.step(action)

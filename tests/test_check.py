@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from metarl.envs.navigation import Navigation2DEnv, Navigation2DFamily
@@ -57,6 +58,22 @@ class Float64ObsFamily(Navigation2DFamily):
 
     def make_env(self, task=None):
         return _Float64Env(task, horizon=self.horizon)
+
+
+class DictObsFamily(Navigation2DFamily):
+    """Observations declared as a Dict space."""
+
+    def __init__(self, version: str = "finn2017"):
+        super().__init__(version)
+        self.observation_space = gym.spaces.Dict({"position": self.observation_space})
+
+
+class ImageObsFamily(Navigation2DFamily):
+    """Observations declared as an image."""
+
+    def __init__(self, version: str = "finn2017"):
+        super().__init__(version)
+        self.observation_space = gym.spaces.Box(0, 255, shape=(8, 8, 3), dtype=np.uint8)
 
 
 class NumpyTaskFamily(Navigation2DFamily):
@@ -115,7 +132,8 @@ class WrongBatchedFamily(Navigation2DFamily):
 
 @pytest.mark.parametrize("cls,check,words", [
     (IgnoresTaskFamily, "set_task", "did not change"),
-    (Float64ObsFamily, "spaces", "float32"),
+    (DictObsFamily, "spaces", "FlattenObservation"),
+    (ImageObsFamily, "spaces", "real-valued Box (float16/32/64), got dtype uint8"),
     (NumpyTaskFamily, "tasks_json", "JSON"),
     (UnseededFamily, "seeding", "re-seed"),
     (ShortEpisodeFamily, "episode", "truncated after 50 steps"),
@@ -125,6 +143,11 @@ def test_broken_families_fail_with_an_explanation(cls, check, words):
     failures = _failures(check_family(f"{__name__}:{cls.__name__}"))
     assert check in failures, failures
     assert words in failures[check]
+
+
+def test_float64_observation_space_is_accepted():
+    """Every Gymnasium MuJoCo env declares float64 observations; metarl casts them at its boundary."""
+    assert _failures(check_family(f"{__name__}:Float64ObsFamily")) == {}
 
 
 def test_unknown_family_fails_construct():

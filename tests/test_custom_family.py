@@ -170,3 +170,19 @@ def test_train_with_an_unknown_family_exits_2(tmp_path):
     for name in BUILTIN_VERSIONS:
         assert name in lines[0]
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.slow
+def test_a_family_around_gymnasium_reacher_passes_check_and_trains(tmp_path):
+    """examples/custom_family/reacher_family.py wraps the unmodified Gymnasium Reacher-v5 (float64 observations
+    behind TimeLimit and other wrappers): check-family passes and a tiny run trains on real MuJoCo."""
+    proc = metarl("check-family", "reacher_family:ReacherGoalFamily")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = metarl("train", str(EXAMPLE / "line.yaml"), "--set", "family.name=reacher_family:ReacherGoalFamily",
+                  "--set", "family.version=v5", "--set", "family.kwargs={}", "--set", "train.iterations=2",
+                  "--set", "train.meta_batch_size=2", "--set", "sampler.episodes_per_task=2",
+                  "--set", "sampler.num_workers=0", "--set", f"log.dir={tmp_path}", "--set", "log.progress=false")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in next(tmp_path.iterdir()).joinpath("metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2]
+    assert all(np.isfinite(r["return_step_1"]) and r["env_steps"] > 0 for r in records)
