@@ -24,6 +24,9 @@ GYM_IDS: dict[str, str] = {
     "metarl/Walker2dRandParams-v0": "walker2d-rand-params",
     "metarl/Bandit-v0": "bandit",
     "metarl/TabularMDP-v0": "tabular-mdp",
+    "metarl/MetaWorldML1-v0": "metaworld-ml1",  # the metaworld-* ids need the metaworld extra
+    "metarl/MetaWorldML10-v0": "metaworld-ml10",
+    "metarl/MetaWorldML45-v0": "metaworld-ml45",
 }
 
 

@@ -30,6 +30,10 @@ _BUILTINS: dict[str, str] = {
     "walker2d-rand-params": "metarl.envs.rand_params:Walker2dRandParamsFamily",
     "bandit": "metarl.envs.discrete:BanditFamily",
     "tabular-mdp": "metarl.envs.discrete:TabularMDPFamily",
+    # Need the optional extra (pip install -e '.[metaworld]'); without it, building one is a one-line FamilyError.
+    "metaworld-ml1": "metarl.envs.meta_world:MetaWorldML1Family",
+    "metaworld-ml10": "metarl.envs.meta_world:MetaWorldML10Family",
+    "metaworld-ml45": "metarl.envs.meta_world:MetaWorldML45Family",
 }
 
 
