@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
+from metarl.checkpoint import CheckpointError
 from metarl.config import Config, ConfigError, from_dict, load_config
 from metarl.families import FamilyError
 
@@ -31,25 +31,21 @@ def _run_dir(config: Config, config_path: Path) -> Path:
 
 
 def _prepare_resume(run_dir: Path, overrides: list[str]) -> tuple[Config, Path]:
-    """Config and checkpoint of an earlier run; metrics.jsonl is cut back to the checkpoint (old file kept)."""
-    import yaml
-
-    from metarl.checkpoint import latest_checkpoint
+    """Config and latest checkpoint of an earlier run, both checked before anything in the run is touched (the
+    trainer cuts metrics.jsonl back to the checkpoint once the run is rebuilt)."""
+    from metarl.checkpoint import latest_checkpoint, load_checkpoint
 
     if not (run_dir / "config.yaml").is_file():
         raise UsageError(f"--resume {run_dir}: not a run directory (no config.yaml)")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise UsageError(f"--resume {run_dir}: no checkpoints/iter_*.pt to resume from")
-    config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), overrides)
-    iteration = int(checkpoint.stem.split("_")[1])
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.exists():
-        shutil.copy2(metrics, run_dir / f"metrics.jsonl.before-resume-{iteration}")
-        lines = metrics.read_text().splitlines()
-        kept = [line for line in lines if line and json.loads(line)["iteration"] <= iteration]
-        metrics.write_text("".join(line + "\n" for line in kept))
-    return config, checkpoint
+    try:
+        load_config(run_dir / "config.yaml")
+    except ConfigError as exc:
+        raise UsageError(f"--resume {run_dir}: its config.yaml does not fit this metarl version: {exc}") from None
+    load_checkpoint(checkpoint)  # a truncated, corrupt or incompatible file is refused here, by name
+    return load_config(run_dir / "config.yaml", overrides), checkpoint
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -66,13 +62,52 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_config(args.config, overrides)
         run_dir, checkpoint = _run_dir(config, Path(args.config)), None
 
+    from metarl.rollout import SamplingError
+    from metarl.signals import Interrupted, stop_on_signals
     from metarl.trainer import Trainer
 
-    trainer = Trainer(config, run_dir, resume_from=checkpoint)
-    trainer.logger.print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir}")
-    trainer.train()
+    with stop_on_signals() as arm:
+        trainer = None
+        try:
+            trainer = Trainer(config, run_dir, resume_from=checkpoint)
+            arm()  # again: Ray has just replaced the SIGTERM handler
+            trainer.logger.print(f"run directory: {run_dir}\nTensorBoard:   tensorboard --logdir {run_dir}")
+            trainer.train()
+        except Interrupted as stop:
+            return _stopped(stop, run_dir, trainer)
+        except SamplingError as exc:
+            print(f"metarl: error: {exc.summary}\n{exc.worker_traceback}{_resume_hint(run_dir, trainer)}",
+                  file=sys.stderr)
+            return 1
     print(f"done: {run_dir}\nopen the curves with: tensorboard --logdir {run_dir}")
     return 0
+
+
+def _resume_hint(run_dir: Path, trainer) -> str:
+    saved = trainer.save_completed() if trainer is not None else None
+    if saved is None:
+        return "nothing was saved (no iteration had completed)"
+    return f"last checkpoint: {saved}; continue with: metarl train --resume {run_dir}"
+
+
+def _stopped(stop, run_dir: Path, trainer) -> int:
+    """After the first signal: the trainer has saved the last completed iteration; shut Ray down and say how to go
+    on. A second signal (``Aborted``) at any point here ends it at once."""
+    from metarl.signals import Aborted
+
+    if isinstance(stop, Aborted):
+        print(f"metarl: stopped by a second {stop.name}", file=sys.stderr)
+        return stop.exit_code
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        print(f"metarl: stopped by {stop.name}; {_resume_hint(run_dir, trainer)}", file=sys.stderr)
+    except Aborted as again:
+        print(f"metarl: stopped by a second {again.name}", file=sys.stderr)
+        return again.exit_code
+    return stop.exit_code
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -200,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FamilyError, UsageError) as exc:
-        print(f"metarl: error: {exc}", file=sys.stderr)
+    except (ConfigError, FamilyError, UsageError, CheckpointError) as exc:
+        print(f"metarl: error: {' '.join(str(exc).split())}", file=sys.stderr)  # always one line
         return 2
 
 

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
 from metarl import seeding
+from metarl.checkpoint import CheckpointError
 from metarl.config import Config
 from metarl.families import TaskFamily, make_family
 from metarl.learner import Learner, resolve_device
@@ -30,16 +32,32 @@ class Components:
             self.pool.close()
 
 
-def build(config: Config, theta: Params | None = None) -> Components:
-    """θ is ``theta`` (a checkpoint's) or freshly initialised from the config's seed. Ray is started (or joined,
-    ``ray.address``) before the pool, so a wrong address fails here, before a caller writes anything."""
+def build(config: Config, theta: Params | None = None, theta_source: Path | None = None) -> Components:
+    """θ is ``theta`` (a checkpoint's, read from ``theta_source``) or freshly initialised from the config's seed.
+    Ray is started (or joined, ``ray.address``) before the pool, so a wrong address fails here, before a caller
+    writes anything."""
     family = make_family(config.family.name, config.family.version, **config.family.kwargs)
     config = replace(config, family=replace(config.family, version=family.version))
     policy = make_policy(family.observation_space, family.action_space, **config.policy.spec())
+    fresh = policy.init_params(torch.Generator().manual_seed(seeding.derive_seed(config.seed, seeding.LEARNER)))
     if theta is None:
-        theta = policy.init_params(torch.Generator().manual_seed(seeding.derive_seed(config.seed, seeding.LEARNER)))
+        theta = fresh
+    else:
+        _check_theta(theta, fresh, theta_source)
     learner = Learner(policy, theta, config.algo, resolve_device(config.learner.device), config.learner.task_chunk)
     if config.sampler.num_workers > 0:
         init_ray(config.ray.address, config.ray.num_cpus)
-    pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers)
+    pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers,
+                       cpus_per_worker=config.sampler.cpus_per_worker)
     return Components(config, family, policy, learner, pool)
+
+
+def _check_theta(theta: Params, fresh: Params, source: Path | None) -> None:
+    """A checkpoint's θ must fit the policy the config builds (a changed policy.* or family is refused by name)."""
+    where = f"checkpoint {source}" if source is not None else "the given parameters"
+    for name, value in fresh.items():
+        got = theta.get(name)
+        if not isinstance(got, torch.Tensor) or got.shape != value.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else "nothing"
+            raise CheckpointError(f"{where} does not fit this config's policy: parameter {name!r} has {shape}, the "
+                                  f"policy needs {tuple(value.shape)} (were policy.* or family.* changed?)")

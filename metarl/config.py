@@ -86,6 +86,8 @@ class TrainConfig:
     meta_batch_size: int = 20
     eval_every: int = 0
     checkpoint_every: int = 50
+    keep_checkpoints: int = 3
+    """Newest checkpoints kept in the run directory (0 = keep every one)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class SamplerConfig:
     num_workers: int = 2
     """Ray rollout actors; 0 samples in the driver process."""
     episodes_per_task: int = 20
+    cpus_per_worker: float = 1.0
+    """CPUs each rollout actor asks Ray for (fractions share a core)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,10 @@ class LearnerConfig:
     device: str = "auto"
     task_chunk: int | None = None
     """Tasks per block in the outer objective; null = auto (all at once on CUDA, cache-sized blocks on CPU)."""
+    placement: str = "driver"
+    """Where the learner runs: in the driver process, or as a Ray actor (on a GPU node of a cluster)."""
+    num_gpus: float | None = None
+    """GPUs the learner actor asks for; null = 1 when the cluster has a GPU, else 0."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,10 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.meta_batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "train.eval_every": (lambda v: v >= 0, "an integer >= 0 (0 = never)"),
     "train.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
+    "train.keep_checkpoints": (lambda v: v >= 0, "an integer >= 0 (0 = keep every checkpoint)"),
+    "sampler.cpus_per_worker": (lambda v: v > 0, "a number > 0"),
+    "learner.placement": (lambda v: v in ("driver", "actor"), "driver or actor"),
+    "learner.num_gpus": (lambda v: v >= 0, "null (1 when the cluster has a GPU) or a number >= 0"),
     "sampler.num_workers": (lambda v: v >= 0, "an integer >= 0 (0 = sample in the driver)"),
     "sampler.episodes_per_task": (lambda v: v >= 1, "an integer >= 1"),
     "learner.device": (lambda v: v in ("auto", "cpu", "cuda") or v.startswith("cuda:"),

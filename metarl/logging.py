@@ -32,7 +32,8 @@ class RunLogger:
     def __init__(self, run_dir: Path, config: dict, total_iterations: int, inner_steps: int, start_iteration: int = 0,
                  progress: bool = True):
         self.run_dir = run_dir
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+        # A resumed run continues the same curves: TensorBoard drops events past the checkpoint's iteration.
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_iteration + 1 if start_iteration else None)
         self._write_layout(inner_steps)
         if start_iteration == 0:
             self._write_hparams(config)

@@ -9,9 +9,12 @@ over workers.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -23,6 +26,33 @@ from metarl.config import ConfigError
 from metarl.families import BatchedEnv, TaskFamily, make_family
 from metarl.memory import keep_freed_memory
 from metarl.policies import Policy, from_numpy, make_policy
+
+
+class SamplingError(Exception):
+    """Sampling failed for good: an env raised (family, task and the worker's traceback say where), or a worker
+    kept dying. Not retried: the trainer saves the last completed iteration and the run stops."""
+
+    def __init__(self, summary: str, worker_traceback: str = ""):
+        super().__init__(summary, worker_traceback)
+        self.summary, self.worker_traceback = summary, worker_traceback
+
+    def __str__(self) -> str:
+        return f"{self.summary}\n{self.worker_traceback}".rstrip()
+
+
+class EnvFailure(Exception):
+    """An env of a vector raised (the cause); ``task`` is the task it was running."""
+
+    def __init__(self, task: dict | None):
+        super().__init__(task)
+        self.task = task
+
+
+def _short_traceback(exc: BaseException, lines: int = 16) -> str:
+    """The last frames of ``exc``'s traceback (where the env raised), indented."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
+    kept = text[-lines:] if len(text) > lines else text
+    return "\n".join("    " + line for line in kept) + "\n"
 
 
 @dataclass
@@ -71,6 +101,7 @@ class GymBatchedEnv:
         self.envs: list = []
         self.num_envs = 0
         self._live: list[int] = []
+        self._tasks: list[dict] = []
         self.reserve(num_envs)
 
     def reserve(self, n: int) -> None:
@@ -85,16 +116,24 @@ class GymBatchedEnv:
         self._success = np.zeros(n, dtype=bool)
 
     def set_tasks(self, tasks: Sequence[dict]) -> None:
+        self._tasks = list(tasks)
         for env, task in zip(self.envs, tasks):
-            env.get_wrapper_attr("set_task")(task)
+            try:
+                env.get_wrapper_attr("set_task")(task)
+            except Exception as exc:
+                raise EnvFailure(task) from exc
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         n = self.num_envs = len(seeds)
         self.reserve(n)
         self._done[:n] = False
         self._live = list(range(n))
-        for i, seed in enumerate(seeds):
-            self._obs[i] = self.envs[i].reset(seed=int(seed))[0]
+        i = 0
+        try:
+            for i, seed in enumerate(seeds):
+                self._obs[i] = self.envs[i].reset(seed=int(seed))[0]
+        except Exception as exc:
+            raise EnvFailure(self._tasks[i] if i < len(self._tasks) else None) from exc
         return self._obs[:n]
 
     def step(self, actions: np.ndarray):
@@ -103,14 +142,18 @@ class GymBatchedEnv:
         rewards[:] = 0.0
         success[:] = False
         finished = False
-        for i in self._live:
-            o, r, terminated, truncated, info = self._steps[i](actions[i])
-            obs[i] = o
-            rewards[i] = r
-            if "success" in info:
-                success[i] = info["success"]
-            if terminated or truncated:
-                done[i] = finished = True
+        i = 0
+        try:
+            for i in self._live:
+                o, r, terminated, truncated, info = self._steps[i](actions[i])
+                obs[i] = o
+                rewards[i] = r
+                if "success" in info:
+                    success[i] = info["success"]
+                if terminated or truncated:
+                    done[i] = finished = True
+        except Exception as exc:  # zero cost until an env raises; then say which task it was
+            raise EnvFailure(self._tasks[i] if i < len(self._tasks) else None) from exc
         if finished:
             self._live = [i for i in self._live if not done[i]]
         return obs, rewards, done, {"success": success}
@@ -127,8 +170,11 @@ class RolloutWorker:
         # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (MuJoCo) are stepped
         # one by one anyway, so 128 at a time keep startup and memory small and amortise the policy forward.
         native = getattr(self.family, "make_batched_env", None) is not None
-        self.max_envs = max_envs if max_envs is not None else (4096 if native else 128)
+        # A family may cap it with a ``max_envs`` attribute (Meta-World: its envs are ~20 MB each).
+        default = getattr(self.family, "max_envs", None) or (4096 if native else 128)
+        self.max_envs = max_envs if max_envs is not None else default
         self._envs: dict[int, BatchedEnv] = {}
+        self._spec = family_spec
         self._clip = None
         if not self.policy.discrete:
             space = self.family.action_space
@@ -147,14 +193,30 @@ class RolloutWorker:
 
     def sample(self, tasks: Sequence[dict], params: dict[str, np.ndarray], episodes: int,
                seeds: Sequence[int]) -> Rollouts:
-        """Run ``episodes`` episodes of each task with its own parameters ``params[k][i]``."""
+        """Run ``episodes`` episodes of each task with its own parameters ``params[k][i]``. An env that raises
+        ends the call with a ``SamplingError`` naming the family, the task and the env's traceback."""
         per_chunk = max(1, self.max_envs // episodes)
         parts = []
         for lo in range(0, len(tasks), per_chunk):
             hi = min(lo + per_chunk, len(tasks))
             chunk_params = {k: v[lo:hi] for k, v in params.items()}
-            parts.append(self._sample_chunk(tasks[lo:hi], chunk_params, episodes, seeds[lo:hi]))
+            try:
+                parts.append(self._sample_chunk(tasks[lo:hi], chunk_params, episodes, seeds[lo:hi]))
+            except Exception as exc:
+                raise self._failure(exc, tasks[lo:hi]) from None
         return parts[0] if len(parts) == 1 else Rollouts.concat(parts)
+
+    def _failure(self, exc: Exception, tasks: Sequence[dict]) -> SamplingError:
+        cause = exc.__cause__ if isinstance(exc, EnvFailure) and exc.__cause__ is not None else exc
+        if isinstance(exc, EnvFailure) and exc.task is not None:
+            where = f"on task {json.dumps(exc.task, default=str)}"
+        else:  # a natively batched env: all of its tasks were stepping together
+            where = f"on one of the tasks {json.dumps(list(tasks)[:4], default=str)[:300]}"
+        family = f"{self.family.name!r} (version {getattr(self.family, 'version', None)})"
+        message = (str(cause).strip().splitlines() or [""])[0][:300]
+        what = "the env of family" if isinstance(exc, EnvFailure) else "sampling family"
+        return SamplingError(f"{what} {family} raised {type(cause).__name__}: {message} {where}",
+                             _short_traceback(cause))
 
     def raw_step_rate(self, steps: int = 5000, seed: int = 0) -> float:
         """Steps/s of one plain env of the family with random actions and no policy: the simulator's own speed,
@@ -235,7 +297,7 @@ class RolloutPool:
     """
 
     def __init__(self, family_spec: dict[str, Any], policy_spec: dict[str, Any], num_workers: int,
-                 max_restarts: int = 3):
+                 max_restarts: int = 3, cpus_per_worker: float = 1.0):
         self.num_workers = num_workers
         self.worker_restarts = 0
         self._spec = (family_spec, policy_spec)
@@ -246,7 +308,7 @@ class RolloutPool:
         else:
             import ray
 
-            self._remote_cls = ray.remote(num_cpus=1)(RolloutWorker)
+            self._remote_cls = ray.remote(num_cpus=cpus_per_worker)(RolloutWorker)
             self._actors = [self._new_actor() for _ in range(num_workers)]
 
     def _new_actor(self):
@@ -269,12 +331,22 @@ class RolloutPool:
             w, lo, hi = pending.pop(ready[0])
             try:
                 results[lo] = ray.get(ready[0])
-            except ray.exceptions.RayActorError:
+            except ray.exceptions.RayActorError as exc:
+                reason = (str(exc).strip().splitlines() or ["no reason given"])[0][:200]
                 if self.worker_restarts >= self._max_restarts * len(self._actors):
-                    raise
+                    raise SamplingError(f"rollout worker {w} died ({reason}) after {self.worker_restarts} restarts "
+                                        "in this run; giving up") from None
                 self.worker_restarts += 1
                 self._actors[w] = self._new_actor()
+                print(f"metarl: rollout worker {w} died ({reason}); replaced it, re-sampling its tasks {lo}..{hi - 1} "
+                      f"with the same seeds (worker restarts: {self.worker_restarts})", file=sys.stderr, flush=True)
                 pending[self._submit(w, tasks, params_ref, episodes, seeds, lo, hi)] = (w, lo, hi)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None)
+                if isinstance(cause, SamplingError):
+                    raise SamplingError(f"rollout worker {w}: {cause.summary}", cause.worker_traceback) from None
+                raise SamplingError(f"rollout worker {w} failed: {type(cause).__name__}",
+                                    str(exc)) from None
         return Rollouts.concat([results[lo] for lo in sorted(results)])
 
     def raw_step_rates(self, steps: int = 5000, seed: int = 0) -> list[float]:

@@ -3,16 +3,22 @@ tasks → support rollouts with θ → adapt → … → query rollouts with φ_
 
 from __future__ import annotations
 
+import copy
+import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from metarl import seeding
-from metarl.checkpoint import load_checkpoint, save_checkpoint
+from metarl.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
 from metarl.components import build
 from metarl.config import Config, save_config, to_dict
 from metarl.evaluation import evaluate, sample_adaptation_path
 from metarl.logging import RunLogger
+from metarl.signals import Aborted
 
 EVAL_TASKS = 40
 
@@ -22,20 +28,33 @@ class Trainer:
 
     def __init__(self, config: Config, run_dir: Path, resume_from: Path | None = None):
         state = load_checkpoint(resume_from) if resume_from is not None else None
-        parts = build(config, theta=state["theta"] if state else None)  # starts Ray before anything is written
+        parts = build(config, theta=state["theta"] if state else None,  # starts Ray before anything is written
+                      theta_source=resume_from)
         if state is not None:
-            parts.learner.load_optimizer_state(state.get("optimizer"))
+            try:
+                parts.learner.load_optimizer_state(state["optimizer"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                parts.close()
+                raise CheckpointError(f"checkpoint {resume_from}: its optimiser state does not fit algo.name "
+                                      f"{config.algo.name!r} ({str(exc).splitlines()[0]})") from None
         self._parts = parts
         self.config, self.family, self.policy = parts.config, parts.family, parts.policy
         self.learner, self.pool = parts.learner, parts.pool
         self.run_dir = run_dir
         self.task_rng = seeding.generator(config.seed, seeding.TASKS)
         self.start_iteration, self.env_steps = 0, 0
+        seeding.seed_globals(config.seed)
         if state is not None:
-            self.task_rng.bit_generator.state = state["task_rng"]
+            seeding.restore_rng_state(self.task_rng, state["rng"])
             self.start_iteration, self.env_steps = state["iteration"], state["env_steps"]
             self.learner.skipped_updates = state["skipped_updates"]
+        # The state after the last completed iteration, and the iteration of the newest checkpoint on disk: what a
+        # signal or a failing worker mid-iteration saves (a half-done outer step must never reach a checkpoint).
+        self.completed: dict[str, Any] | None = None
+        self.saved_iteration = self.start_iteration
         run_dir.mkdir(parents=True, exist_ok=True)
+        if state is not None:
+            _cut_metrics(run_dir / "metrics.jsonl", self.start_iteration)
         save_config(self.config, run_dir / "config.yaml")
         self.logger = RunLogger(run_dir, to_dict(self.config), config.train.iterations,
                                 config.algo.inner_steps, self.start_iteration, config.log.progress)
@@ -58,10 +77,16 @@ class Trainer:
                 steps_now = sum(r.env_steps for r in path.rollouts)
                 self.env_steps += steps_now
                 self._log(it, path, stats, time_iteration, time_update, steps_now)
+                self.completed = self.state(it)
                 if cfg.train.eval_every and it % cfg.train.eval_every == 0:
                     self._meta_test(it)
                 if it % cfg.train.checkpoint_every == 0 or it == cfg.train.iterations:
-                    self.save(it)
+                    self.save_completed()
+        except Aborted:  # a second signal: stop at once, write nothing more
+            raise
+        except BaseException:  # a signal, a failing worker, a bug: keep what the finished iterations learned
+            self.save_completed()
+            raise
         finally:
             self.close()
         return self.run_dir
@@ -99,15 +124,46 @@ class Trainer:
         for k, value in enumerate(result["mean_return"]):
             self.logger.writer.add_scalar(f"meta_test/return_step_{k}", value, global_step=it)
 
-    def save(self, it: int) -> None:
-        save_checkpoint(self.run_dir / "checkpoints" / f"iter_{it}.pt", {
+    def state(self, it: int) -> dict[str, Any]:
+        """Everything a bit-identical resume needs, copied (the optimiser updates its tensors in place)."""
+        return copy.deepcopy({
             "iteration": it,
             "env_steps": self.env_steps,
             **self.learner.state_dict(),  # θ (with learned step sizes), the outer optimiser, skipped updates
-            "task_rng": self.task_rng.bit_generator.state,
+            "rng": seeding.capture_rng_state(self.task_rng),
             "config": to_dict(self.config),
         })
+
+    def save_completed(self) -> Path | None:
+        """Write the last completed iteration's checkpoint unless it is on disk already; keep the newest
+        ``train.keep_checkpoints``. Returns the newest checkpoint (None before the first iteration)."""
+        folder = self.run_dir / "checkpoints"
+        if self.completed is not None and self.completed["iteration"] > self.saved_iteration:
+            it = self.completed["iteration"]
+            save_checkpoint(folder / f"iter_{it}.pt", self.completed)
+            self.saved_iteration = it
+            prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
+        return folder / f"iter_{self.saved_iteration}.pt" if self.saved_iteration else None
 
     def close(self) -> None:
         self.logger.close()
         self._parts.close()
+
+
+def _cut_metrics(metrics: Path, iteration: int) -> None:
+    """Drop metrics.jsonl records after ``iteration`` (the resumed run writes them again); the old file is kept as
+    metrics.jsonl.before-resume-N, and a line a crash left half-written is dropped too."""
+    if not metrics.exists():
+        return
+    shutil.copy2(metrics, metrics.with_name(f"metrics.jsonl.before-resume-{iteration}"))
+    kept = []
+    for line in metrics.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("iteration"), int) and record["iteration"] <= iteration:
+            kept.append(line)
+    tmp = metrics.with_name("metrics.jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, metrics)

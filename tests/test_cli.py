@@ -182,33 +182,3 @@ def test_eval_writes_design_json(run_dir, tmp_path):
     # deterministic: the same evaluation again gives the same numbers
     again = metarl("eval", str(run_dir), "--num-tasks", "3", "--steps", "1")
     assert json.loads(again.stdout.strip().splitlines()[-1]) == result
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("algo", ["promp", "meta-sgd"])
-def test_resume_restores_the_outer_optimiser_and_learned_step_sizes(algo, tmp_path):
-    """Adam's moments (promp) and the learned inner step sizes (meta-sgd) are in every checkpoint, and a resumed
-    run equals an uninterrupted one: metrics and the final θ, exactly."""
-    import torch
-
-    config = f"configs/{algo.replace('-', '_')}/2d_navigation.yaml"
-
-    def run(log_dir: Path, *overrides: str) -> Path:
-        sets = [f"--set={s}" for s in (*TINY, f"log.dir={log_dir}", *overrides)]
-        proc = metarl("train", config, *sets)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return next(log_dir.iterdir())
-
-    straight = run(tmp_path / "straight", "train.iterations=3")
-    part = run(tmp_path / "part", "train.iterations=2", "train.checkpoint_every=1")
-    state = torch.load(part / "checkpoints" / "iter_2.pt", weights_only=False)
-    if algo == "promp":
-        assert state["optimizer"]["state"], "Adam's moments are missing from the checkpoint"
-    else:
-        assert any(k.startswith("inner_lr.") for k in state["theta"])
-    proc = metarl("train", "--resume", str(part), "--set", "train.iterations=3")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert without_times(read_metrics(part)) == without_times(read_metrics(straight))
-    final = [torch.load(d / "checkpoints" / "iter_3.pt", weights_only=False)["theta"] for d in (part, straight)]
-    assert final[0].keys() == final[1].keys()
-    assert all(torch.equal(final[0][k], final[1][k]) for k in final[0])
