@@ -72,15 +72,18 @@ def benchmark_tasks(benchmark: str, env_name: str | None, seed: int) -> dict[str
 
 def balanced_tasks(rng: np.random.Generator, by_class: dict[str, list[dict]], n: int) -> list[dict]:
     """``n`` tasks spread evenly over the classes, as the benchmark's own samplers do (meta-batch ÷ classes each;
-    the remainder on classes drawn without repeats), goals drawn without repeats within a class while they last.
-    Tasks come grouped by class, so the contiguous slice a rollout worker gets needs few classes."""
+    the remainder on classes drawn without repeats), goals drawn without repeats within a class (all of a class's
+    goals before any repeats). Tasks come grouped by class, so a rollout worker's contiguous slice needs few
+    classes."""
     names = list(by_class)
     counts = np.full(len(names), n // len(names))
     counts[rng.choice(len(names), size=n % len(names), replace=False)] += 1
     tasks: list[dict] = []
     for name, k in zip(names, counts):
         pool = by_class[name]
-        tasks += [dict(pool[i]) for i in rng.choice(len(pool), size=int(k), replace=int(k) > len(pool))]
+        rounds = -(-int(k) // len(pool))
+        order = np.concatenate([rng.permutation(len(pool)) for _ in range(rounds)]) if k else []
+        tasks += [dict(pool[i]) for i in order[:k]]
     return tasks
 
 
@@ -132,7 +135,8 @@ class MetaWorldEnv(gym.Env):
 
         name = task.get("env_name") if isinstance(task, dict) else None
         if name not in ALL_V3_ENVIRONMENTS:
-            raise ValueError(f"Meta-World task needs env_name, one of {', '.join(ALL_V3_ENVIRONMENTS)}; got {task!r:.200}")
+            raise ValueError(f"a Meta-World task needs env_name, one of {', '.join(ALL_V3_ENVIRONMENTS)}; "
+                             f"got {task!r:.200}")
         if self._task is None or self._task["env_name"] != name:
             if self._sub is not None:
                 self._cache.release(self._task["env_name"], self._sub)
