@@ -43,7 +43,12 @@ class FamilyError(ValueError):
 
 @runtime_checkable
 class TaskFamily(Protocol):
-    """What a task family provides. Tasks are JSON-serialisable dicts."""
+    """What a task family provides. Tasks are JSON-serialisable dicts.
+
+    Optional: ``sample_test_tasks(rng, n)`` for a benchmark with a fixed train/test split (meta-test then draws only
+    from it, training only from ``sample_tasks``), ``reports_success`` (log ``success_step_k`` from the envs'
+    ``info["success"]``), ``evaluation_episodes`` (episodes of the adapted policy meta-test scores), ``max_envs``
+    (envs a rollout worker steps at once), ``make_batched_env(n)``, ``oracle_features(task)``."""
 
     name: str
     version: str
