@@ -224,11 +224,11 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raise ConfigError(f"config section '{prefix.rstrip('.') or 'root'}' must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(set(data) - set(names), key=str)  # YAML keys need not be strings
     if unknown:
         key = f"{prefix}{unknown[0]}"
         section = prefix.rstrip(".") or "root"
-        raise ConfigError(f"unknown config key '{key}'; allowed in '{section}': {', '.join(names)}")
+        raise ConfigError(f"unknown config key {key!r}; allowed in '{section}': {', '.join(names)}")
     kwargs = {}
     for name in names:
         if name not in data:
@@ -284,7 +284,13 @@ def resolve_algo(algo: AlgoConfig) -> AlgoConfig:
 
 
 def from_dict(data: dict, overrides: typing.Sequence[str] = ()) -> Config:
-    data = dict(data or {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        sections = ", ".join(f.name for f in dataclasses.fields(Config))
+        raise ConfigError(f"a config must be a mapping of sections ({sections}), got {type(data).__name__} "
+                          f"{data!r:.80}")
+    data = dict(data)
     for text in overrides:
         key, value = parse_override(text)
         _set_path(data, key, value)
@@ -298,9 +304,11 @@ def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Confi
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found; presets live under configs/<algo>/<family>.yaml")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (OSError, RecursionError) as exc:
+        raise ConfigError(f"config file '{path}' cannot be read: {type(exc).__name__}") from None
     return from_dict(data, overrides)
 
 
