@@ -76,11 +76,12 @@ def adapt(policy: Policy, params: Params, batch: PolicyBatch, lrs: dict[str, flo
 
 
 def adapt_path(policy: Policy, meta: Params, supports: Sequence[PolicyBatch], inner: InnerLoop,
-               differentiable: bool = True) -> list[Params]:
+               differentiable: bool = True, num_tasks: int | None = None) -> list[Params]:
     """[φ_0 = θ, φ_1, …, φ_K] for every task: step k adapts on support batch k (sampled with φ_k).
 
-    ``differentiable=False`` (line search, sampling) builds no second-order graph at all."""
-    phi = expand(policy_params(meta), supports[0].obs.shape[0])
+    ``differentiable=False`` (line search, sampling) builds no second-order graph at all. ``num_tasks`` is needed
+    only without support batches (K = 0: training without adaptation)."""
+    phi = expand(policy_params(meta), supports[0].obs.shape[0] if supports else num_tasks)
     path = [phi]
     for k, batch in enumerate(supports):
         phi = adapt(policy, phi, batch, inner.step_sizes(meta, k),

@@ -1,4 +1,4 @@
-"""The ``metarl`` command: train, eval, algos, envs, check-family, perf.
+"""The ``metarl`` command: train, eval, bench, algos, envs, check-family, perf.
 
 Bad input (config, family, flags) ends with one line on stderr naming what was wrong and what is allowed, and
 exit code 2, before Ray starts or anything is written.
@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
@@ -110,29 +111,62 @@ def _stopped(stop, run_dir: Path, trainer) -> int:
     return stop.exit_code
 
 
+def _eval_protocol(config: Config, args: argparse.Namespace) -> Config:
+    """The config's ``eval:`` section with the flags that were given."""
+    changes = {}
+    if args.num_tasks is not None:
+        if args.num_tasks < 1:
+            raise UsageError(f"eval: --num-tasks must be an integer >= 1, got {args.num_tasks}")
+        changes["num_tasks"] = args.num_tasks
+    if args.steps is not None:
+        if args.steps < 0:
+            raise UsageError(f"eval: --steps must be an integer >= 0, got {args.steps}")
+        changes["steps"] = args.steps
+    if args.episodes is not None:
+        if args.episodes < 1:
+            raise UsageError(f"eval: --episodes must be an integer >= 1, got {args.episodes}")
+        changes["episodes"] = args.episodes
+    if args.inner_lr is not None:
+        try:
+            lrs = tuple(float(x) for x in args.inner_lr.split(","))
+        except ValueError:
+            lrs = ()
+        if not lrs or not all(x > 0 for x in lrs):
+            raise UsageError(f"eval: --inner-lr must be numbers > 0 separated by commas (one per step, the last "
+                             f"repeats), e.g. 0.5,0.25; got {args.inner_lr!r}")
+        changes["inner_lr"] = lrs
+    return replace(config, eval=replace(config.eval, **changes))
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import yaml
 
     from metarl.checkpoint import latest_checkpoint, load_checkpoint
     from metarl.components import build
-    from metarl.evaluation import evaluate
+    from metarl.evaluation import meta_test
 
     run_dir = Path(args.run_dir)
-    checkpoint = latest_checkpoint(run_dir)
-    if not (run_dir / "config.yaml").is_file() or checkpoint is None:
-        raise UsageError(f"eval {run_dir}: needs a run directory with config.yaml and checkpoints/iter_*.pt")
-    if args.num_tasks < 1 or args.steps < 0:
-        raise UsageError("eval: --num-tasks must be >= 1 and --steps >= 0")
-    config = from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    if not (run_dir / "config.yaml").is_file():
+        raise UsageError(f"eval {run_dir}: not a run directory (no config.yaml)")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else latest_checkpoint(run_dir)
+    if checkpoint is None or not checkpoint.is_file():
+        raise UsageError(f"eval {run_dir}: checkpoint {args.checkpoint or 'checkpoints/iter_*.pt'} not found")
+    config = _eval_protocol(from_dict(yaml.safe_load((run_dir / "config.yaml").read_text())), args)
+    if args.plot:
+        import matplotlib  # noqa: F401  (fail before the evaluation if plotting cannot work)
     parts = build(config, theta=load_checkpoint(checkpoint)["theta"])
     try:
-        result = evaluate(parts.pool, parts.learner, parts.family, config.seed, args.num_tasks, args.steps,
-                          config.sampler.episodes_per_task)
+        result = meta_test(parts.pool, parts.learner, parts.family, config)
     finally:
         parts.close()
     text = json.dumps(result)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    if args.plot:
+        from metarl import plots
+
+        title = f"{result['family']} {result['version']}, {result['num_tasks']} test tasks"
+        plots.save(plots.adaptation_figure({config.algo.name: result}, title), args.plot)
     print(text)
     return 0
 
@@ -147,6 +181,29 @@ def cmd_envs(args: argparse.Namespace) -> int:
         for row in rows:
             versions = ", ".join(f"{v}{' (default)' if v == row['default_version'] else ''}" for v in row["versions"])
             print(f"{row['name']:24s} {versions}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from metarl import bench
+
+    if args.resume:
+        out = Path(args.resume)
+        spec = bench.load_spec(out)
+    else:
+        if not args.family:
+            raise UsageError("bench needs --family F (or --resume DIR)")
+        split = lambda text: tuple(x.strip() for x in (text or "").split(",") if x.strip())  # noqa: E731
+        spec = bench.BenchSpec(family=args.family, version=args.version, algos=split(args.algos),
+                               baselines=split(args.baselines), seeds=args.seeds, iterations=args.iterations,
+                               overrides=tuple(args.set or ()), eval_steps=args.eval_steps)
+        out = Path(args.out) if args.out else Path("runs") / f"bench__{Path(args.family).name.replace(':', '_')}__" \
+            f"{time.strftime('%Y%m%d-%H%M%S')}"
+        if (out / bench.SPEC_FILE).exists():
+            raise UsageError(f"bench --out {out}: a bench is already there; continue it with --resume {out}")
+    bench.validate(spec)
+    bench.run(spec, out, address=args.address, resume=bool(args.resume))
+    print(f"bench: {out}\n{(out / 'bench.md').read_text()}\ncompare the runs with: tensorboard --logdir {out}")
     return 0
 
 
@@ -201,14 +258,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="meta-test a trained run on held-out tasks")
     p.add_argument("run_dir")
-    p.add_argument("--num-tasks", type=int, default=40)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--out", help="also write the JSON result to this file")
+    p.add_argument("--checkpoint", metavar="FILE", help="checkpoint to evaluate (default: the run's latest)")
+    p.add_argument("--num-tasks", type=int, help="held-out test tasks (default: the config's eval.num_tasks, 40)")
+    p.add_argument("--steps", type=int, help="inner steps K of the adaptation curve (default: eval.steps, 3)")
+    p.add_argument("--episodes", type=int,
+                   help="episodes per task and step (default: eval.episodes, else sampler.episodes_per_task)")
+    p.add_argument("--inner-lr", metavar="A[,B,...]",
+                   help="step size of each inner step, the last repeating (default: eval.inner_lr, else algo.inner_lr)")
+    p.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the adaptation curve (mean and 95%% band over tasks)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("envs", help="list task families and their versions")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_envs)
+
+    p = sub.add_parser("bench", help="algorithms x seeds and baselines as Ray Tune trials -> table and plots")
+    p.add_argument("--family", help="registered family or package.module:Class")
+    p.add_argument("--version", help="the family's version (default: its default)")
+    p.add_argument("--algos", default="", metavar="A,B", help="algorithms, e.g. maml-trpo,promp")
+    p.add_argument("--baselines", default="", metavar="B,C", help="any of random,pretrained,oracle")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per algorithm and baseline (1..N)")
+    p.add_argument("--iterations", type=int, default=100, help="training iterations per trial")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key in every trial")
+    p.add_argument("--eval-steps", type=int, help="inner steps of the meta-test (default: the config's eval.steps)")
+    p.add_argument("--address", help="run the trials on this Ray cluster (default: RAY_ADDRESS or embedded)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bench__<family>__<time>)")
+    p.add_argument("--resume", metavar="DIR", help="continue an interrupted bench; finished trials are kept")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("algos", help="list the meta-RL algorithms with their paper, parts and defaults")
     p.add_argument("--json", action="store_true")

@@ -111,6 +111,20 @@ class LearnerConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """The meta-test protocol: `metarl eval`'s defaults and the periodic meta-test during training."""
+
+    num_tasks: int = 40
+    """Held-out test tasks (from a seed stream that never produces a training task)."""
+    steps: int = 3
+    """Inner steps K of the adaptation curve (each on fresh rollouts of the policy adapted so far)."""
+    episodes: int | None = None
+    """Episodes per task and step; null = sampler.episodes_per_task."""
+    inner_lr: float | tuple[float, ...] | None = None
+    """Step size per inner step (the last one repeats); null = algo.inner_lr."""
+
+
+@dataclass(frozen=True)
 class RayConfig:
     address: str | None = None
     num_cpus: int | None = None
@@ -131,6 +145,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
@@ -148,7 +163,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "algo.outer_epochs": (lambda v: v >= 1, "null (the algorithm's default) or an integer >= 1"),
     "algo.clip": (lambda v: 0 < v < 1, "null (the algorithm's default) or a number in (0, 1)"),
     "algo.kl_coef": (lambda v: v >= 0, "null (the algorithm's default) or a number >= 0"),
-    "algo.inner_steps": (lambda v: v >= 1, "an integer >= 1"),
+    "algo.inner_steps": (lambda v: v >= 0, "an integer >= 1 (0 = train without adaptation, maml-trpo only)"),
     "algo.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "algo.gae_lambda": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "algo.max_kl": (lambda v: v > 0, "a number > 0"),
@@ -161,6 +176,11 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.iterations": (lambda v: v >= 1, "an integer >= 1"),
     "train.meta_batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "train.eval_every": (lambda v: v >= 0, "an integer >= 0 (0 = never)"),
+    "eval.num_tasks": (lambda v: v >= 1, "an integer >= 1"),
+    "eval.steps": (lambda v: v >= 0, "an integer >= 0"),
+    "eval.episodes": (lambda v: v >= 1, "null (sampler.episodes_per_task) or an integer >= 1"),
+    "eval.inner_lr": (lambda v: all(x > 0 for x in (v if isinstance(v, tuple) else (v,))) and v != (),
+                      "null (algo.inner_lr), a number > 0 or a list of numbers > 0"),
     "train.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
     "train.keep_checkpoints": (lambda v: v >= 0, "an integer >= 0 (0 = keep every checkpoint)"),
     "sampler.cpus_per_worker": (lambda v: v > 0, "a number > 0"),
@@ -271,7 +291,10 @@ def parse_override(text: str) -> tuple[str, Any]:
 def resolve_algo(algo: AlgoConfig) -> AlgoConfig:
     """Fill the keys left null with the algorithm's defaults, and refuse combinations that contradict it."""
     spec = _registry.ALGORITHMS[algo.name]
-    if isinstance(algo.inner_lr, tuple) and len(algo.inner_lr) != algo.inner_steps:
+    if algo.inner_steps == 0 and algo.name != "maml-trpo":
+        raise ConfigError(f"config key 'algo.inner_steps' is 0 (training without adaptation, the pretrained "
+                          f"baseline) which only maml-trpo supports, not {algo.name}")
+    if isinstance(algo.inner_lr, tuple) and algo.inner_steps and len(algo.inner_lr) != algo.inner_steps:
         raise ConfigError(f"config key 'algo.inner_lr' has {len(algo.inner_lr)} values for algo.inner_steps = "
                           f"{algo.inner_steps}; give one number or exactly one per inner step")
     if algo.name == "fomaml" and algo.first_order is False:

@@ -4,6 +4,7 @@ rollouts into batches, adapts every task at once, and takes the algorithm's oute
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -100,10 +101,26 @@ class Learner:
                            advantages=adv.reshape(n, E * T), mask=mask.reshape(n, E * T), episodes=E,
                            task_return=(rewards * mask).sum(-1).mean(-1))
 
-    def adapt(self, supports: Sequence[PolicyBatch]) -> Params:
-        """φ_K for every task from the support batches so far (used to sample the next batch)."""
-        phi = adapt_steps(self.policy, self.theta, supports, self.inner, differentiable=False)
+    def adapt(self, supports: Sequence[PolicyBatch], inner_lr: Sequence[float] | None = None) -> Params:
+        """φ_K for every task from the support batches so far (used to sample the next batch); ``inner_lr`` replaces
+        the configured step sizes (meta-test protocols), which a learner with learned step sizes refuses."""
+        inner = self.inner
+        if inner_lr is not None:
+            if inner.learned_lrs:
+                raise ConfigError(f"{self.algo.name} learns its inner step sizes; an inner_lr for evaluation is not "
+                                  "allowed (leave eval.inner_lr / --inner-lr out)")
+            inner = replace(inner, lrs=tuple(inner_lr))
+        phi = adapt_steps(self.policy, self.theta, supports, inner, differentiable=False)
         return {k: v.detach() for k, v in phi.items()}
+
+    def step_sizes(self, steps: int, inner_lr: Sequence[float] | None = None) -> list[float]:
+        """The step size of each of ``steps`` inner steps (learned ones: their mean per step)."""
+        if self.inner.learned_lrs and inner_lr is None:
+            means = [torch.cat([v.detach().reshape(-1) for k, v in self.theta.items()
+                                if k.startswith(f"{LR_PREFIX}{j}.")]).mean().item() for j in range(len(self.inner.lrs))]
+            return [means[min(k, len(means) - 1)] for k in range(steps)]
+        lrs = tuple(inner_lr) if inner_lr is not None else self.inner.lrs
+        return [float(lrs[min(k, len(lrs) - 1)]) for k in range(steps)]
 
     def expanded_theta(self, n: int) -> Params:
         """The policy's parameters broadcast to ``n`` tasks (what the rollout workers sample with)."""

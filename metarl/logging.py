@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.tensorboard import SummaryWriter
@@ -34,9 +35,10 @@ class RunLogger:
         self.run_dir = run_dir
         # A resumed run continues the same curves: TensorBoard drops events past the checkpoint's iteration.
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start_iteration + 1 if start_iteration else None)
-        self._write_layout(inner_steps)
+        eval_steps = int(config.get("eval", {}).get("steps", inner_steps))
+        self._write_layout(inner_steps, eval_steps)
         if start_iteration == 0:
-            self._write_hparams(config)
+            self._write_hparams(config, inner_steps, eval_steps)
         self._metrics = (run_dir / "metrics.jsonl").open("a")
         self.console = Console(stderr=True)
         self._progress: Progress | None = None
@@ -49,21 +51,27 @@ class RunLogger:
                                                  speed="", ret="")
             self._progress.start()
 
-    def _write_layout(self, inner_steps: int) -> None:
-        """A custom-scalars chart that draws all return_step_k curves on one plot."""
-        steps = range(inner_steps + 1)
+    def _write_layout(self, inner_steps: int, eval_steps: int) -> None:
+        """Custom-scalars charts that draw all return_step_k curves of training and of the meta-test on one plot
+        each."""
         self.writer.add_custom_scalars({
             "adaptation": {
-                "return after k inner steps": ["Multiline", [f"adaptation/return_step_{k}" for k in steps]],
-                "meta-test return after k steps": ["Multiline", [f"meta_test/return_step_{k}" for k in steps]],
+                "return after k inner steps": ["Multiline", [f"adaptation/return_step_{k}"
+                                                             for k in range(inner_steps + 1)]],
+                "meta-test return after k steps": ["Multiline", [f"meta_test/return_step_{k}"
+                                                                 for k in range(eval_steps + 1)]],
             },
         })
 
-    def _write_hparams(self, config: dict) -> None:
+    def _write_hparams(self, config: dict, inner_steps: int, eval_steps: int) -> None:
+        """The hyperparameters as a Text table and in the HParams tab, whose metric columns show each run's latest
+        training and meta-test returns."""
         flat = _flatten(config)
         table = "\n".join(f"|{k}|{v}|" for k, v in flat.items())
         self.writer.add_text("hyperparameters", f"|key|value|\n|-|-|\n{table}")
-        exp, ssi, sei = hparams(flat, {"adaptation/return_step_1": 0.0})
+        metrics = {f"adaptation/return_step_{k}": 0.0 for k in range(inner_steps + 1)}
+        metrics |= {f"meta_test/return_step_{k}": 0.0 for k in range(eval_steps + 1)}
+        exp, ssi, sei = hparams(flat, metrics)
         for summary in (exp, ssi, sei):
             self.writer.file_writer.add_summary(summary)
 
@@ -81,6 +89,18 @@ class RunLogger:
             self._progress.update(self._task, completed=iteration,
                                   speed=f"{scalars.get('perf/env_steps_per_s', 0) / 1e3:,.0f}k env-steps/s",
                                   ret=f"return@{k}: {metrics[f'return_step_{k}']:.2f}")
+
+    def log_meta_test(self, iteration: int, result: dict[str, Any], label: str) -> None:
+        """Per-task return histograms of each inner step and the adaptation-curve figure of one meta-test."""
+        from metarl import plots
+
+        per_task = np.asarray(result["per_task_return"])  # [tasks, steps + 1]
+        for k in result["steps"]:
+            self.writer.add_histogram(f"meta_test/per_task_return_step_{k}", per_task[:, k], global_step=iteration)
+        title = f"meta-test at iteration {iteration} ({result['num_tasks']} tasks)"
+        self.writer.add_figure("meta_test/adaptation_curve", plots.adaptation_figure({label: result}, title),
+                               global_step=iteration)
+        self.writer.flush()
 
     def print(self, message: str) -> None:
         self.console.print(message, highlight=False)

@@ -16,11 +16,9 @@ from metarl import seeding
 from metarl.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
 from metarl.components import build
 from metarl.config import Config, save_config, to_dict
-from metarl.evaluation import evaluate, sample_adaptation_path
+from metarl.evaluation import meta_test, sample_adaptation_path
 from metarl.logging import RunLogger
 from metarl.signals import Aborted
-
-EVAL_TASKS = 40
 
 
 class Trainer:
@@ -76,10 +74,11 @@ class Trainer:
 
                 steps_now = sum(r.env_steps for r in path.rollouts)
                 self.env_steps += steps_now
-                self._log(it, path, stats, time_iteration, time_update, steps_now)
-                self.completed = self.state(it)
+                tested = None
                 if cfg.train.eval_every and it % cfg.train.eval_every == 0:
-                    self._meta_test(it)
+                    tested = meta_test(self.pool, self.learner, self.family, cfg)
+                self._log(it, path, stats, time_iteration, time_update, steps_now, tested)
+                self.completed = self.state(it)
                 if it % cfg.train.checkpoint_every == 0 or it == cfg.train.iterations:
                     self.save_completed()
         except Aborted:  # a second signal: stop at once, write nothing more
@@ -91,7 +90,8 @@ class Trainer:
             self.close()
         return self.run_dir
 
-    def _log(self, it: int, path, stats: dict, time_iteration: float, time_update: float, steps_now: int) -> None:
+    def _log(self, it: int, path, stats: dict, time_iteration: float, time_update: float, steps_now: int,
+             tested: dict | None) -> None:
         metrics: dict[str, float | None] = {}
         scalars: dict[str, float] = {}
         report_success = getattr(self.family, "reports_success", False)
@@ -116,13 +116,14 @@ class Trainer:
             "faults/skipped_updates": self.learner.skipped_updates,
         }
         metrics["skipped_updates"] = self.learner.skipped_updates
+        if tested is not None:  # the periodic meta-test on the fixed held-out tasks (config eval:)
+            for k, value in enumerate(tested["mean_return"]):
+                metrics[f"meta_test_return_step_{k}"] = scalars[f"meta_test/return_step_{k}"] = value
+            for k, value in enumerate(tested["success_rate"] or []):
+                metrics[f"meta_test_success_step_{k}"] = scalars[f"meta_test/success_step_{k}"] = value
         self.logger.log(it, self.env_steps, metrics, scalars)
-
-    def _meta_test(self, it: int) -> None:
-        result = evaluate(self.pool, self.learner, self.family, self.config.seed, EVAL_TASKS,
-                          self.config.algo.inner_steps, self.config.sampler.episodes_per_task)
-        for k, value in enumerate(result["mean_return"]):
-            self.logger.writer.add_scalar(f"meta_test/return_step_{k}", value, global_step=it)
+        if tested is not None:
+            self.logger.log_meta_test(it, tested, self.config.algo.name)
 
     def state(self, it: int) -> dict[str, Any]:
         """Everything a bit-identical resume needs, copied (the optimiser updates its tensors in place)."""

@@ -112,7 +112,7 @@ class MetaObjective:
         """The distributions the loss needs for the tasks in ``s``: of φ_K on the query, and as asked, of θ on the
         first support batch (pre-update KL) and of φ_k on support batch k (E-MAML)."""
         supports = [b.tasks(s) for b in self.supports]
-        path = adapt_path(self.policy, theta, supports, self.inner, differentiable)
+        path = adapt_path(self.policy, theta, supports, self.inner, differentiable, num_tasks=s.stop - s.start)
         out = {"query": self.policy.distribution(path[-1], self.query.tasks(s).obs)}
         if self.outer.kl_coef > 0:
             n = supports[0].obs.shape[0]
