@@ -9,13 +9,15 @@ over workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
+import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -380,6 +382,31 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
                           "start one with `ray start --head` or omit it to use an embedded local Ray") from None
 
 
+@contextlib.contextmanager
+def _stderr_into(file) -> Iterator[None]:
+    """Send file descriptor 2 (Python's and C++'s stderr) into ``file`` for the duration of the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _join_error(address: str, exc: Exception, ray_log: str) -> str:
+    where = f"ray.address / --address / RAY_ADDRESS {address!r}"
+    if "InvalidAuthToken" in ray_log or "Unauthenticated" in ray_log:
+        mode = os.environ.get("RAY_AUTH_MODE")
+        return (f"{where}: the cluster refused this driver (InvalidAuthToken): it uses token authentication "
+                f"(Ray's default for `ray start`); set RAY_AUTH_MODE=token (now {mode or 'unset'}) and put the "
+                "cluster's token in ~/.ray/auth_token (the head writes its own there)")
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"{where}: cannot join a Ray cluster there ({first_line}); omit it to start an embedded local Ray"
+
+
 def init_ray(address: str | None, num_cpus: int | None) -> None:
     """Join ``address`` (or RAY_ADDRESS) if given, else start an embedded local Ray with no public dashboard."""
     import ray
@@ -389,12 +416,15 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         _check_reachable(address)
-        try:
-            ray.init(address=address, log_to_driver=False)
-        except Exception as exc:  # Ray raises ConnectionError, TimeoutError or RuntimeError here
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(f"ray.address / --address / RAY_ADDRESS {address!r}: cannot join a Ray cluster there "
-                              f"({first_line}); omit it to start an embedded local Ray") from None
+        with tempfile.TemporaryFile("w+") as log:
+            try:
+                with _stderr_into(log):  # Ray's C++ client logs every failed attempt; keep them off the console
+                    ray.init(address=address, log_to_driver=False)
+            except Exception as exc:  # Ray raises ConnectionError, TimeoutError or RuntimeError here
+                log.seek(0)
+                raise ConfigError(_join_error(address, exc, log.read())) from None
+            log.seek(0)
+            sys.stderr.write(log.read())  # Ray's "Connected to Ray cluster" lines
     else:
         # Ray starts workers niced (15) by default; here the rollout actors are the main work of the machine.
         # address="local": always a new embedded instance, even if `ray start` left a cluster on this machine.
