@@ -15,6 +15,7 @@ from metarl.checkpoint import CheckpointError
 from metarl.config import Config
 from metarl.families import TaskFamily, make_family
 from metarl.learner import Learner, resolve_device
+from metarl.learner_actor import RemoteLearner
 from metarl.policies import Params, Policy, make_policy
 from metarl.rollout import RolloutPool, init_ray
 
@@ -24,12 +25,14 @@ class Components:
     config: Config  # with the family version actually used (the family's default when the config left it null)
     family: TaskFamily
     policy: Policy
-    learner: Learner
+    learner: Learner | RemoteLearner
     pool: RolloutPool
 
     def close(self) -> None:
         if self.pool.num_workers:
             self.pool.close()
+        if isinstance(self.learner, RemoteLearner):
+            self.learner.close()
 
 
 def build(config: Config, theta: Params | None = None, theta_source: Path | None = None) -> Components:
@@ -44,9 +47,14 @@ def build(config: Config, theta: Params | None = None, theta_source: Path | None
         theta = fresh
     else:
         _check_theta(theta, fresh, theta_source)
-    learner = Learner(policy, theta, config.algo, resolve_device(config.learner.device), config.learner.task_chunk)
-    if config.sampler.num_workers > 0:
+    on_actor = config.learner.placement == "actor"
+    if config.sampler.num_workers > 0 or on_actor:
         init_ray(config.ray.address, config.ray.num_cpus)
+    if on_actor:  # the device is resolved where the learner runs
+        learner = RemoteLearner(policy, theta, config.algo, config.learner.device, config.learner.task_chunk,
+                                config.learner.num_gpus)
+    else:
+        learner = Learner(policy, theta, config.algo, resolve_device(config.learner.device), config.learner.task_chunk)
     pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers,
                        cpus_per_worker=config.sampler.cpus_per_worker)
     return Components(config, family, policy, learner, pool)
