@@ -1,6 +1,7 @@
 """``metarl perf``: speed as ratios measured in one process, so that drift of a shared machine cancels out.
 
-- sampler: env-steps/s of the rollout pool with policy inference ÷ (raw step rate of the same env × workers).
+- sampler: env-steps/s of the rollout pool with policy inference ÷ (raw step rate of the same env × workers), and
+  for MuJoCo families ÷ (bare ``mj_step`` rate of the family's model × workers): the physical limit.
 - update: the learner's batched meta-update (TRPO) vs the per-task-loop reference on the same data.
 - iteration: one meta-iteration of the 2D-navigation paper config, with its sample / adapt / update breakdown.
 Every figure is the median of ``repeats`` runs after one warm-up.
@@ -38,9 +39,9 @@ def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats
                  tasks_per_worker: int = 10, episodes: int = 20) -> dict[str, Any]:
     """A paper-sized load per worker (10 tasks × 20 episodes × the family's horizon).
 
-    Each repeat times one pool call and then the raw env in the same worker processes right after it, and the
-    ratio is taken per repeat, so that both sides of every ratio see the same core and the same machine speed (on a
-    shared VM it drifts by ±15% within minutes).
+    Each repeat times one pool call and then the raw env and the bare physics in the same worker processes right
+    after it, and the ratios are taken per repeat, so that both sides of every ratio see the same core and the same
+    machine speed (on a shared VM it drifts by ±15% within minutes).
     """
     family = make_family(family_name)
     spec = {"hidden_sizes": (64, 64), "activation": "tanh", "init_log_std": 0.0}
@@ -52,7 +53,7 @@ def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats
     if workers > 0:
         init_ray(None, max(workers, 1))
     pool = RolloutPool({"name": family_name, "version": family.version, "kwargs": {}}, spec, workers)
-    rates, raws = [], []
+    rates, raws, physics = [], [], []
     try:
         pool.sample(tasks, params, episodes, list(range(n)))  # warm-up: actors start, envs are built
         for i in range(repeats):
@@ -60,12 +61,18 @@ def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats
             steps = pool.sample(tasks, params, episodes, list(range(n))).env_steps
             rates.append(steps / (time.perf_counter() - t0))
             raws.append(statistics.mean(pool.raw_step_rates(seed=i)))
+            bare = pool.physics_step_rates(seed=i)
+            physics.append(None if None in bare else statistics.mean(bare))
     finally:
         if workers > 0:
             pool.close()
     ratios = [rate / (raw * max(workers, 1)) for rate, raw in zip(rates, raws)]
+    mujoco = None not in physics
+    physics_ratios = [rate / (bare * max(workers, 1)) for rate, bare in zip(rates, physics)] if mujoco else []
     return {"env_steps_per_s": statistics.median(rates), "raw_env_steps_per_s": statistics.median(raws),
-            "workers": workers, "ratio": statistics.median(ratios), "family": family_name}
+            "workers": workers, "ratio": statistics.median(ratios),
+            "physics_steps_per_s": statistics.median(physics) if mujoco else None,
+            "physics_ratio": statistics.median(physics_ratios) if mujoco else None, "family": family_name}
 
 
 def _synthetic_batch(policy: Policy, n: int, episodes: int, horizon: int, generator: torch.Generator,

@@ -234,6 +234,13 @@ class RolloutWorker:
                 env.reset()
         return steps / (time.perf_counter() - t0)
 
+    def physics_step_rate(self, steps: int = 5000, seed: int = 0) -> float | None:
+        """Steps/s of bare ``mj_step`` on the family's own model in this worker (None for non-MuJoCo families):
+        the physical limit `metarl perf sampler` compares the sampler with."""
+        from metarl.physics import physics_step_rate
+
+        return physics_step_rate(self.family.make_env(), steps, seed, self.family.horizon)
+
     def sample_slice(self, tasks: Sequence[dict], params: dict[str, np.ndarray], lo: int, hi: int, episodes: int,
                      seeds: Sequence[int]) -> Rollouts:
         """``sample`` for tasks lo..hi of a parameter batch shared by all workers (read from the object store)."""
@@ -358,6 +365,14 @@ class RolloutPool:
         import ray
 
         return ray.get([actor.raw_step_rate.remote(steps, seed) for actor in self._actors])
+
+    def physics_step_rates(self, steps: int = 5000, seed: int = 0) -> list[float | None]:
+        """Each worker's bare-physics step rate (``RolloutWorker.physics_step_rate``), measured at the same time."""
+        if not self._actors:
+            return [self._local.physics_step_rate(steps, seed)]
+        import ray
+
+        return ray.get([actor.physics_step_rate.remote(steps, seed) for actor in self._actors])
 
     def _submit(self, w, tasks, params_ref, episodes, seeds, lo, hi):
         return self._actors[w].sample_slice.remote(tasks[lo:hi], params_ref, lo, hi, episodes, list(seeds[lo:hi]))
