@@ -169,10 +169,12 @@ class RolloutWorker:
         keep_freed_memory()
         self.family = make_family(family_spec["name"], family_spec.get("version"), **family_spec.get("kwargs", {}))
         self.policy: Policy = make_policy(self.family.observation_space, self.family.action_space, **policy_spec)
-        # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (MuJoCo) are stepped
-        # one by one anyway, so 128 at a time keep startup and memory small and amortise the policy forward.
+        # Natively batched envs are cheap, so run everything at once; plain gymnasium envs (user families without
+        # make_batched_env) are stepped one by one anyway, so 128 at a time keep startup and memory small and
+        # amortise the policy forward.
         native = getattr(self.family, "make_batched_env", None) is not None
-        # A family may cap it with a ``max_envs`` attribute (Meta-World: its envs are ~20 MB each).
+        # A family may cap it with a ``max_envs`` attribute (Meta-World: its envs are ~20 MB each; the batched
+        # MuJoCo locomotion envs: 256).
         default = getattr(self.family, "max_envs", None) or (4096 if native else 128)
         self.max_envs = max_envs if max_envs is not None else default
         self._envs: dict[int, BatchedEnv] = {}
