@@ -8,6 +8,7 @@ wrappers and the policy.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,10 +22,12 @@ def mujoco_parts(env) -> tuple | None:
     return model, int(frame_skip)
 
 
-def physics_step_rate(env, steps: int = 5000, seed: int = 0, horizon: int = 200) -> float | None:
+def physics_step_rate(env, steps: int = 5000, seed: int = 0, horizon: int = 200,
+                      clock: Callable[[], float] = time.perf_counter) -> float | None:
     """Env steps/s of bare ``mj_step(model, data, nstep=frame_skip)`` with random controls in the actuators'
     range, on a fresh ``MjData`` of ``env``'s model reset every ``horizon`` steps; None if ``env`` has no MuJoCo
-    model. Setting the controls is the only work besides the physics (controls are drawn before timing)."""
+    model. Setting the controls is the only work besides the physics (controls are drawn before timing);
+    ``clock`` is wall time unless a caller asks for CPU time (scripts/sampler_cpu_ratio.py)."""
     parts = mujoco_parts(env)
     if parts is None:
         return None
@@ -35,10 +38,10 @@ def physics_step_rate(env, steps: int = 5000, seed: int = 0, horizon: int = 200)
     low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
     controls = np.random.default_rng(seed).uniform(low, high, size=(steps, model.nu))
     ctrl, step = data.ctrl, mujoco.mj_step
-    t0 = time.perf_counter()
+    t0 = clock()
     for t in range(steps):
         if t % horizon == 0:
             mujoco.mj_resetData(model, data)
         ctrl[:] = controls[t]
         step(model, data, frame_skip)
-    return steps / (time.perf_counter() - t0)
+    return steps / (clock() - t0)

@@ -26,3 +26,11 @@ def test_perf_sampler_in_process():
     assert result["physics_steps_per_s"] is None and result["physics_ratio"] is None  # not a MuJoCo family
     assert result["env_steps_per_s"] > 0 and result["raw_env_steps_per_s"] > 0 and result["ratio"] > 0
     assert result["workers"] == 0 and result["family"] == "2d-navigation"
+
+
+def test_physics_step_rate_is_for_mujoco_families_only():
+    from metarl.families import make_family
+    from metarl.physics import physics_step_rate
+
+    assert physics_step_rate(make_family("halfcheetah-vel").make_env(), steps=20, horizon=10) > 0
+    assert physics_step_rate(make_family("2d-navigation").make_env(), steps=20) is None
