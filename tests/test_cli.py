@@ -168,7 +168,8 @@ def test_eval_writes_design_json(run_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert set(result) == {"family", "version", "num_tasks", "seed", "steps", "mean_return", "std_return",
-                           "per_task_return", "success_rate", "episodes", "inner_lr", "ci95_return"}
+                           "per_task_return", "success_rate", "episodes", "inner_lr", "ci95_return",
+                           "query_episodes"}
     assert result["family"] == "2d-navigation" and result["version"] == "finn2017"
     assert result["num_tasks"] == 3 and result["seed"] == 0 and result["steps"] == [0, 1]
     assert len(result["mean_return"]) == len(result["std_return"]) == 2
