@@ -161,7 +161,7 @@ class Learner:
             if chunk is None:
                 chunk = auto_task_chunk(self.device, query.obs.shape[1], max(self.policy.hidden_sizes, default=1))
             return MetaCurvature(self.policy, self.theta, list(supports), query, self.inner.lrs,
-                                 self.inner.first_order, chunk)
+                                 self.inner.first_order, chunk, fvp_subsample=self.algo.fvp_subsample)
         return MetaObjective(self.policy, supports, query, self.inner, self.outer, batched=batched)
 
     def _reptile(self, supports: Sequence[PolicyBatch], batched: bool) -> dict:

@@ -107,3 +107,18 @@ def test_loss_and_line_search_evaluation_equal_the_objective(discrete, task_chun
     loss, kl, _ = objective(moved, differentiable=False)
     assert kl.item() > 1e-6
     assert [x.item() for x in curvature.evaluate(moved)] == pytest.approx([loss.item(), kl.item()], rel=1e-10)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("task_chunk", [0, 2])
+def test_fvp_subsample_is_the_exact_product_on_every_nth_query_sample(discrete, task_chunk):
+    from metarl.algorithms.curvature import every_nth_sample
+
+    policy, theta, supports, query = problem(discrete, "tanh", 2)
+    exact = MetaCurvature(policy, theta, supports, query, 0.4, task_chunk=task_chunk)
+    sub = MetaCurvature(policy, theta, supports, query, 0.4, task_chunk=task_chunk, fvp_subsample=5)
+    on_subsample = MetaCurvature(policy, theta, supports, every_nth_sample(query, 5), 0.4, task_chunk=task_chunk)
+    assert torch.equal(sub.gradient(), exact.gradient())  # the meta-gradient stays exact
+    v = torch.randn(exact.gradient().shape, generator=torch.Generator().manual_seed(2), dtype=DT)
+    assert rel(sub.kl_hvp(v), on_subsample.kl_hvp(v)) < 1e-12
+    assert rel(sub.kl_hvp(v), exact.kl_hvp(v)) > 1e-6  # it is a different (cheaper) product

@@ -146,12 +146,22 @@ class _PolicyGradientHead:
         return gdot, 2 * (self._wd * out_dot).sum(1) + 2 * self._wdd * log_std_dot
 
 
+def every_nth_sample(batch: PolicyBatch, n: int) -> PolicyBatch:
+    """Every ``n``-th sample of each task (OpenAI Baselines' TRPO takes ``[::5]`` for its Fisher-vector products)."""
+    if n <= 1:
+        return batch
+    return PolicyBatch(batch.obs[:, ::n].contiguous(), batch.actions[:, ::n].contiguous(),
+                       batch.advantages[:, ::n].contiguous(), batch.mask[:, ::n].contiguous())
+
+
 class _TaskBlock:
     """Caches of one block of tasks at θ_old: a pass per support batch at φ_{k−1} and one over the query at φ_K.
-    ``scale`` is 1 / (tasks in the whole meta-batch): the KL and the surrogate are means over all tasks."""
+    ``scale`` is 1 / (tasks in the whole meta-batch): the KL and the surrogate are means over all tasks.
+    ``fvp_subsample`` > 1 takes the KL's Gauss-Newton matrix G_i over every n-th query sample only (its own pass);
+    the Jacobians A_i, the gradient and the line search keep all samples."""
 
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
-                 lrs: tuple[float, ...], first_order: bool, scale: float):
+                 lrs: tuple[float, ...], first_order: bool, scale: float, fvp_subsample: int = 1):
         self.policy = policy
         self.lrs = [lrs[min(k, len(lrs) - 1)] for k in range(len(supports))]  # step k's inner step size
         self.supports, self.query_batch = supports, query
@@ -168,8 +178,14 @@ class _TaskBlock:
                                              query.advantages * self.kl_weights)
         self.old_dist = policy.head(phi, self.query.out)
         self.old_logp = policy.log_prob(self.old_dist, query.actions)
+        if fvp_subsample > 1:
+            sub = every_nth_sample(query, fvp_subsample)
+            self.fvp_query = _forward(policy, phi, sub.obs)
+            self.fvp_weights = sub.mask / sub.mask.sum(-1, keepdim=True).clamp(min=1) * scale
+        else:
+            self.fvp_query, self.fvp_weights = self.query, self.kl_weights
         if policy.discrete:
-            self.probs = torch.softmax(self.query.out, -1)
+            self.probs = torch.softmax(self.fvp_query.out, -1)
         else:
             self.inv_var = torch.exp(-2 * phi["log_std"]).unsqueeze(1)
 
@@ -215,14 +231,14 @@ class _TaskBlock:
         for p, head, lr in self.steps:
             hu = self._support_hvp(p, head, u)
             u = {k: x - lr * hu[k] for k, x in u.items()}
-        out_dot = _r_forward(self.policy, self.query, u)[0][-1]
-        w = self.kl_weights.unsqueeze(-1)
+        out_dot = _r_forward(self.policy, self.fvp_query, u)[0][-1]
+        w = self.fvp_weights.unsqueeze(-1)
         if self.policy.discrete:  # ∂²KL/∂logits² = diag(p) − p pᵀ
             m_out = w * self.probs * (out_dot - (self.probs * out_dot).sum(-1, keepdim=True))
-            g = _backward(self.policy, self.query, m_out)
+            g = _backward(self.policy, self.fvp_query, m_out)
         else:  # ∂²KL/∂μ² = 1/σ², ∂²KL/∂(log σ)² = 2, no cross term
-            g = _backward(self.policy, self.query, w * self.inv_var * out_dot)
-            g["log_std"] = 2 * u["log_std"] * self.kl_weights.sum(-1, keepdim=True)
+            g = _backward(self.policy, self.fvp_query, w * self.inv_var * out_dot)
+            g["log_std"] = 2 * u["log_std"] * self.fvp_weights.sum(-1, keepdim=True)
         return self.transpose_chain(g)
 
 
@@ -236,17 +252,20 @@ class MetaCurvature:
     """The surrogate's gradient and the KL's Hessian-vector products at θ_old for a whole meta-batch.
 
     ``task_chunk`` > 0 caches and evaluates blocks of that many tasks one after another, so that each block's
-    tensors stay in cache on a CPU (see learner.auto_task_chunk); 0 takes all tasks at once (GPU)."""
+    tensors stay in cache on a CPU (see learner.auto_task_chunk); 0 takes all tasks at once (GPU).
+    ``fvp_subsample`` = n > 1 computes the KL products on every n-th query sample (standard TRPO practice, see
+    docs/performance.md); the meta-gradient stays exact."""
 
     @torch.no_grad()
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
-                 inner_lr: float | Sequence[float], first_order: bool = False, task_chunk: int = 0):
+                 inner_lr: float | Sequence[float], first_order: bool = False, task_chunk: int = 0,
+                 fvp_subsample: int = 1):
         lrs = (float(inner_lr),) if isinstance(inner_lr, (int, float)) else tuple(inner_lr)
         self.theta = {k: v.detach() for k, v in theta.items()}
         n = query.obs.shape[0]
         size = task_chunk if 0 < task_chunk < n else n
         self.blocks = [_TaskBlock(policy, self.theta, [b.tasks(slice(lo, lo + size)) for b in supports],
-                                  query.tasks(slice(lo, lo + size)), lrs, first_order, 1.0 / n)
+                                  query.tasks(slice(lo, lo + size)), lrs, first_order, 1.0 / n, fvp_subsample)
                        for lo in range(0, n, size)]
 
     @property
