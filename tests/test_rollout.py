@@ -188,9 +188,12 @@ def test_pool_restarts_a_dead_worker_and_resubmits_its_share(ray_session):
 
 def test_mujoco_envs_are_built_once_and_reused_across_chunks():
     """Plain gymnasium envs (MuJoCo) are expensive: one set, grown to the largest chunk, serves every chunk, and
-    chunking does not change what is sampled."""
+    chunking does not change what is sampled. (The locomotion families' own batched env is switched off here, so
+    that the Gymnasium path a user family takes is what is tested.)"""
     spec = {"name": "halfcheetah-vel", "version": "rothfuss2019", "kwargs": {}}
-    chunked, whole = RolloutWorker(spec, POLICY, max_envs=4), RolloutWorker(spec, POLICY)
+    chunked, whole = RolloutWorker(spec, POLICY, max_envs=4), RolloutWorker(spec, POLICY, max_envs=128)
+    for worker in (chunked, whole):
+        worker.family.make_batched_env = None
     tasks = chunked.family.sample_tasks(np.random.default_rng(0), 5)
     params = to_numpy(expand(chunked.policy.init_params(torch.Generator().manual_seed(0)), 5))
     a, b = chunked.sample(tasks, params, 2, SEEDS), whole.sample(tasks, params, 2, SEEDS)
