@@ -134,6 +134,7 @@ def oracle(config: Config, run_dir: Path) -> tuple[dict[str, Any], int]:
                 env_steps = int(result.get("num_env_steps_sampled_lifetime", env_steps + batch))
                 ret = result.get("env_runners", {}).get("episode_return_mean")
                 log.write(json.dumps({"iteration": it, "env_steps": env_steps, "episode_return_mean": ret}) + "\n")
+                log.flush()
         module = ppo.get_module()
         evaluation = _score_oracle(module, env_config, config)
     finally:
