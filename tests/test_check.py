@@ -10,7 +10,9 @@ from metarl.envs.navigation import Navigation2DEnv, Navigation2DFamily
 from metarl.check import check_family, describe_families
 from metarl.families import list_families, resolve_family_class
 
-BUILTIN_VERSIONS = [(name, version) for name in list_families()
+# Meta-World's ML10/ML45 build their benchmark's task lists (20-80 s): those checks run with the slow tests.
+BUILTIN_VERSIONS = [pytest.param(name, version, marks=[pytest.mark.slow] if name.startswith("metaworld") else [])
+                    for name in list_families()
                     for version in getattr(resolve_family_class(name), "versions", {"": None})]
 
 

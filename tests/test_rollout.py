@@ -4,6 +4,7 @@ its own task, deterministically whatever the number of workers."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from metarl.envs.navigation import BatchedNavigation2D, Navigation2DFamily, velocity
 
@@ -152,6 +153,7 @@ def test_ray_pool_workers_use_each_tasks_parameters_and_task(ray_session):
     check_constant_rollouts(r, 3)
 
 
+@pytest.mark.slow
 def test_pool_results_do_not_depend_on_worker_count(ray_session):
     params = to_numpy(expand(RolloutWorker(FAMILY, POLICY).policy.init_params(torch.Generator().manual_seed(5)),
                              len(TASKS)))
