@@ -97,7 +97,7 @@ def _trial(params: dict[str, Any]) -> None:
     from metarl.trainer import Trainer
 
     trial, out = params["trial"], Path(params["out"])
-    spec = BenchSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in params["spec"].items()})
+    spec = from_plain(params["spec"])
     config = spec.config(trial)
     config = replace(config, sampler=replace(config.sampler, num_workers=params["workers"]))
     run_dir = out / "runs" / trial["label"]
@@ -159,12 +159,15 @@ def to_plain(spec: BenchSpec) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in spec.__dict__.items()}
 
 
+def from_plain(data: dict[str, Any]) -> BenchSpec:
+    return BenchSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
 def load_spec(out: Path) -> BenchSpec:
     path = out / SPEC_FILE
     if not path.is_file():
         raise ConfigError(f"bench --resume {out}: not a bench directory (no {SPEC_FILE})")
-    data = json.loads(path.read_text())
-    return BenchSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    return from_plain(json.loads(path.read_text()))
 
 
 # ---- outputs -----------------------------------------------------------------------------------------------------
