@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from test_cli import ROOT, metarl
+from processes import ROOT, metarl
 
 from metarl.baselines import OracleEnv, pretrained_config, run_baseline
 from metarl.bench import BenchSpec, validate

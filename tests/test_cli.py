@@ -4,15 +4,12 @@ determinism, bad input (exit 2, one stderr line, nothing written), --resume and 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import metarl, read_metrics, without_times
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/maml_trpo/2d_navigation.yaml"
 TINY = ["train.iterations=2", "train.meta_batch_size=4", "sampler.episodes_per_task=5", "sampler.num_workers=0",
         "log.progress=false"]
@@ -24,12 +21,6 @@ REQUIRED_TAGS = {"adaptation/return_step_0", "adaptation/return_step_1", "outer/
                  "faults/skipped_updates"}
 
 
-def metarl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "metarl", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
-
-
 def train(log_dir: Path, *overrides: str) -> Path:
     sets = [f"--set={s}" for s in (*TINY, f"log.dir={log_dir}", *overrides)]
     proc = metarl("train", CONFIG, *sets)
@@ -37,14 +28,6 @@ def train(log_dir: Path, *overrides: str) -> Path:
     runs = sorted(log_dir.iterdir())
     assert len(runs) == 1, runs
     return runs[0]
-
-
-def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-
-def without_times(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in records]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import descendants, metrics
 
 from metarl.checkpoint import checkpoint_files, load_checkpoint
 
@@ -30,25 +31,6 @@ def env() -> dict[str, str]:
 def train_args(config: str, log_dir: Path, *overrides: str) -> list[str]:
     return [sys.executable, "-m", "metarl", "train", config,
             *[f"--set={s}" for s in (f"log.dir={log_dir}", *overrides)]]
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in records]
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            todo += children
-    return found
 
 
 def title(pid: int) -> str:

@@ -4,30 +4,13 @@ works through the actor too."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from processes import metarl, metrics
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = "configs/promp/2d_navigation.yaml"
 TINY = ["train.meta_batch_size=4", "sampler.episodes_per_task=5", "sampler.num_workers=0", "ray.num_cpus=1",
         "log.progress=false", "train.checkpoint_every=1"]
-
-
-def metarl(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "metarl", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env=env)
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in records]
 
 
 @pytest.mark.slow

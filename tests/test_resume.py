@@ -4,29 +4,14 @@ metric and the TensorBoard curves — for the trust-region algorithm and for Ada
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from processes import metarl, metrics
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["train.meta_batch_size=4", "sampler.episodes_per_task=5", "sampler.num_workers=0", "log.progress=false",
         "train.checkpoint_every=1", "train.keep_checkpoints=2"]
-
-
-def metarl(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run([sys.executable, "-m", "metarl", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=180, env=env)
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("time_")} for r in records]
 
 
 def equal(a, b) -> bool:

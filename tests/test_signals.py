@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import descendants
 
 from metarl.checkpoint import checkpoint_files, load_checkpoint
 
@@ -41,23 +42,6 @@ def wait_for_iterations(proc: subprocess.Popen, log_dir: Path, n: int) -> None:
     while len(iterations(log_dir)) < n:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.1)
-
-
-def descendants(pid: int) -> set[int]:
-    """PIDs of every process below ``pid`` (Ray's gcs_server, raylet and workers for an embedded Ray)."""
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-    return found
 
 
 def alive(pid: int) -> bool:
