@@ -7,9 +7,10 @@ terminations are computed once for all episodes.
 
 It reproduces the family's Gymnasium env (``HalfCheetahTaskEnv`` / ``AntTaskEnv`` in locomotion.py) exactly: the
 same model, frame skip and constants (read from a reference env built by the family, so family kwargs apply), the
-same reset (Gymnasium's seeding of ``np_random`` from each episode's seed, ``mj_resetData``, uniform qpos noise and
-Gaussian qvel noise drawn in that order, ``mj_forward``), ``mj_rnePostConstraint`` after each step where the contact
-forces are used (Ant), and the same floating-point operations in the same order. An episode that terminated is not
+same reset (Gymnasium's seeding of ``np_random`` from each episode's seed, ``mj_resetData``, the env's own
+``initial_state`` draw, ``mj_forward``), ``mj_rnePostConstraint`` after each step where the contact forces are used
+(Ant), the authors' cheetah's ``mj_step2``/``mj_step1``/``mj_subtreeVel`` sequence (``HalfCheetahCOMTaskEnv``), and the
+same floating-point operations in the same order. An episode that terminated is not
 stepped again (its reward is 0 and ``terminated`` stays set), as in the sampler's Gymnasium path.
 """
 
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 from gymnasium.utils.seeding import np_random
-from metarl.envs.locomotion import AntTaskEnv, HalfCheetahTaskEnv
+from metarl.envs.locomotion import AntTaskEnv, HalfCheetahCOMTaskEnv, HalfCheetahTaskEnv
 
 
 class BatchedLocomotionEnv:
@@ -33,13 +34,12 @@ class BatchedLocomotionEnv:
     def __init__(self, reference: HalfCheetahTaskEnv | AntTaskEnv, num_envs: int):
         self._ref = ref = reference.unwrapped
         self._ant = isinstance(ref, AntTaskEnv)
+        self._com = isinstance(ref, HalfCheetahCOMTaskEnv)
         if not self._ant and not isinstance(ref, HalfCheetahTaskEnv):
             raise TypeError(f"BatchedLocomotionEnv needs a HalfCheetahTaskEnv or an AntTaskEnv, got {type(ref)!r}")
         self.num_envs = n = int(num_envs)
         self.model = model = ref.model
         self._frame_skip, self._dt, self._horizon = int(ref.frame_skip), ref.dt, int(ref.horizon)
-        self._init_qpos, self._init_qvel = ref.init_qpos.copy(), ref.init_qvel.copy()
-        self._noise = ref._reset_noise_scale
         self._ctrl_weight = ref._ctrl_cost_weight
         self._datas = [mujoco.MjData(model) for _ in range(n)]
         # Views into each MjData (valid for its lifetime): no attribute lookups in the step loop.
@@ -47,6 +47,12 @@ class BatchedLocomotionEnv:
         self._qpos_of = [d.qpos for d in self._datas]
         self._qvel_of = [d.qvel for d in self._datas]
         self._cfrc_of = [d.cfrc_ext for d in self._datas]
+        if self._com:
+            torso = ref.torso
+            self._com_of = [d.subtree_com[torso] for d in self._datas]
+            self._comvel_of = [d.subtree_linvel[torso] for d in self._datas]
+            self._com_pos = np.zeros((n, 3))
+            self._com_vel = np.zeros((n, 3))
         self._qpos = np.zeros((n, model.nq))
         self._qvel = np.zeros((n, model.nv))
         self._cfrc = np.zeros((n, model.nbody, 6))
@@ -75,12 +81,10 @@ class BatchedLocomotionEnv:
                 self._mode[i], self._direction[i, 0] = 1, ref._direction
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
-        model, scale = self.model, self._noise
+        model = self.model
         for i, (data, seed) in enumerate(zip(self._datas, seeds)):
-            rng = np_random(int(seed))[0]
             mujoco.mj_resetData(model, data)
-            data.qpos[:] = self._init_qpos + rng.uniform(low=-scale, high=scale, size=model.nq)
-            data.qvel[:] = self._init_qvel + scale * rng.standard_normal(model.nv)
+            data.qpos[:], data.qvel[:] = self._ref.initial_state(np_random(int(seed))[0])
             mujoco.mj_forward(model, data)
             self._gather(i)
         self._done[:] = False
@@ -93,6 +97,8 @@ class BatchedLocomotionEnv:
         self._qvel[i] = self._qvel_of[i]
         if self._ant:
             self._cfrc[i] = self._cfrc_of[i]
+        if self._com:
+            self._com_pos[i] = self._com_of[i]
 
     def step(self, actions: np.ndarray):
         """Step every live episode by one control step with ``actions[i]`` (as given: the sampler clips them)."""
@@ -110,6 +116,20 @@ class BatchedLocomotionEnv:
                 qpos[i] = qpos_of[i]
                 qvel[i] = qvel_of[i]
                 cfrc[i] = cfrc_of[i]
+        elif self._com:  # HalfCheetahCOMTaskEnv.step: finish the step, then the new state's position/velocity stage
+            step1, step2, subtree_vel = mujoco.mj_step1, mujoco.mj_step2, mujoco.mj_subtreeVel
+            com_of, comvel_of, com_pos, com_vel = self._com_of, self._comvel_of, self._com_pos, self._com_vel
+            for i in self._live:
+                ctrl[i][:] = actions[i]
+                data = datas[i]
+                for _ in range(frame_skip):
+                    step2(model, data)
+                    step1(model, data)
+                subtree_vel(model, data)
+                qpos[i] = qpos_of[i]
+                qvel[i] = qvel_of[i]
+                com_pos[i] = com_of[i]
+                com_vel[i] = comvel_of[i]
         else:
             for i in self._live:
                 ctrl[i][:] = actions[i]
@@ -121,7 +141,7 @@ class BatchedLocomotionEnv:
         stepped[self._live] = True
         # float(np.sum(np.square(action))) per env in the action's own dtype, then the weight in float64.
         ctrl_cost = self._ctrl_weight * np.square(actions).sum(axis=1).astype(np.float64)
-        velocity = (qpos[:, :2] - before) / self._dt
+        velocity = self._com_vel[:, :2] if self._com else (qpos[:, :2] - before) / self._dt
         rewards, terminated = self._ant_step(velocity, ctrl_cost) if self._ant else self._cheetah_step(velocity,
                                                                                                         ctrl_cost)
         rewards[~stepped] = 0.0
@@ -160,6 +180,8 @@ class BatchedLocomotionEnv:
             if ref._include_cfrc_ext_in_observation:
                 contact = np.clip(self._cfrc, *ref._contact_force_range)
                 parts.append(contact[:, 1:].reshape(n, -1))
+        elif self._com:
+            parts = [self._qpos[:, 1:], self._qvel, self._com_pos]
         else:
             position = self._qpos[:, 1:] if ref._exclude_current_positions_from_observation else self._qpos
             parts = [position, self._qvel]

@@ -6,11 +6,18 @@ robot's own root displacement over one control step, ``(qpos_after - qpos_before
 float32 (Gymnasium returns float64). Every episode is truncated after ``horizon`` steps; Ant versions that follow
 the MAML code also terminate when the torso leaves the healthy height range (the sampler masks the rest).
 
+HalfCheetah comes in two simulations. ``finn2017`` is the MAML authors' own (cbfinn/maml_rl, rllab's
+``half_cheetah_env_rand*.py``; ``HalfCheetahCOMTaskEnv``): the same cheetah model and 0.01 s timestep as Gymnasium's,
+but one physics step per env step, the 20-dim observation qpos[1:], qvel and the torso subtree's centre of mass, the
+velocity of that centre of mass as v_x, and a Gaussian reset (0.01 on qpos, 0.1 on qvel). ``gym-v5`` and
+``rothfuss2019`` are Gymnasium's HalfCheetah-v5 (five physics steps per env step, 17-dim observation, the root's
+displacement over the control step as v_x, uniform ±0.1 reset on qpos).
+
 Reward per family and version (a = the action as given; the rollout sampler clips it to the action box):
 
 ========================  =======================================================================================
-halfcheetah-vel (both)    -|v_x - v*| - 0.05 |a|^2                             (MAML and ProMP code alike)
-halfcheetah-dir (both)    d * v_x - 0.05 |a|^2
+halfcheetah-vel (all)     -|v_x - v*| - 0.05 |a|^2                             (MAML and ProMP code alike)
+halfcheetah-dir (all)     d * v_x - 0.05 |a|^2
 ant-vel finn2017          -|v_x - v*| + 1.0 + 0.05 - 0.005 |a|^2 - 5e-4 |clip(cfrc_ext, -1, 1)|^2
 ant-dir finn2017          d * v_x + 0.05 - 0.005 |a|^2 - 5e-4 |clip(cfrc_ext, -1, 1)|^2
 ant-dir angle             u . v_xy + 1.0 - 0.5 |a|^2 - 5e-4 |clip(cfrc_ext, -1, 1)|^2, u = (cos t, sin t)
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
@@ -40,6 +48,14 @@ from metarl.families import resolve_version
 
 def _float32_box(shape: tuple[int, ...]) -> Box:
     return Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
+
+
+def uniform_reset(env: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Gymnasium v5's initial state: qpos + U[-s, s], then qvel + s N(0, 1), s = the env's reset noise scale."""
+    scale, model = env._reset_noise_scale, env.model
+    qpos = env.init_qpos + rng.uniform(low=-scale, high=scale, size=model.nq)
+    qvel = env.init_qvel + scale * rng.standard_normal(model.nv)
+    return qpos, qvel
 
 
 # --------------------------------------------------------------------------------------------------- HalfCheetah
@@ -73,24 +89,76 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
     def get_task(self) -> dict:
         return {"velocity": self._velocity} if self._velocity is not None else {"direction": self._direction}
 
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, qvel) of a new episode; the batched env draws it with the same function."""
+        return uniform_reset(self, rng)
+
+    def reset_model(self):
+        self.set_state(*self.initial_state(self.np_random))
+        return self._get_obs()
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._t = 0
         obs, info = super().reset(seed=seed, options=options)
         return obs.astype(np.float32), info
 
+    def task_reward(self, x_velocity: float) -> float:
+        return -abs(x_velocity - self._velocity) if self._velocity is not None else self._direction * x_velocity
+
     def step(self, action):
         x_before = self.data.qpos[0]
         self.do_simulation(action, self.frame_skip)
         x_velocity = (self.data.qpos[0] - x_before) / self.dt
-        if self._velocity is not None:
-            reward_run = -abs(x_velocity - self._velocity)
-        else:
-            reward_run = self._direction * x_velocity
+        reward_run = self.task_reward(x_velocity)
         ctrl_cost = self._ctrl_cost_weight * float(np.sum(np.square(action)))
         self._t += 1
         info = {"x_velocity": x_velocity, "reward_run": reward_run, "reward_ctrl": -ctrl_cost}
         return (self._get_obs().astype(np.float32), reward_run - ctrl_cost, False, self._t >= self.horizon,
                 info)
+
+
+class HalfCheetahCOMTaskEnv(HalfCheetahTaskEnv):
+    """The MAML authors' cheetah (rllab's ``HalfCheetahEnvRand`` / ``HalfCheetahEnvRandDirec``).
+
+    One physics step per env step; observation qpos[1:], qvel and the centre of mass of the torso's subtree (the
+    whole cheetah), 20 dims; v_x is that centre of mass's velocity after the step (rllab's ``get_body_comvel``:
+    the subtree's linear momentum over its mass, at the new state, which rllab recomputes with ``model.forward()``
+    after stepping); reset noise N(0, 0.01^2) on qpos and N(0, 0.1^2) on qvel.
+
+    Each env step runs ``mj_step2`` (the rest of the step whose position/velocity stage is current) and then
+    ``mj_step1`` on the new state, the split of ``mj_step`` MuJoCo documents as equal to it for the Euler
+    integrator; so the new state's centre of mass costs only ``mj_subtreeVel`` rather than a second ``mj_forward``.
+    """
+
+    def __init__(self, task: dict | None = None, horizon: int = 200, ctrl_cost_weight: float = 0.05,
+                 frame_skip: int = 1, **kwargs: Any):
+        super().__init__(task, horizon, ctrl_cost_weight, frame_skip=frame_skip, **kwargs)
+        self.torso = self.model.body("torso").id
+        self.observation_space = _float32_box((self.model.nq - 1 + self.model.nv + 3,))
+
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        model = self.model  # rllab's reset_mujoco: qpos noise first, then qvel noise
+        qpos = self.init_qpos + rng.standard_normal(model.nq) * 0.01
+        qvel = self.init_qvel + rng.standard_normal(model.nv) * 0.1
+        return qpos, qvel
+
+    def _get_obs(self) -> np.ndarray:
+        data = self.data
+        return np.concatenate((data.qpos[1:], data.qvel, data.subtree_com[self.torso])).astype(np.float32)
+
+    def step(self, action):
+        model, data = self.model, self.data
+        data.ctrl[:] = action
+        for _ in range(self.frame_skip):
+            mujoco.mj_step2(model, data)
+            mujoco.mj_step1(model, data)
+        mujoco.mj_subtreeVel(model, data)
+        x_velocity = float(data.subtree_linvel[self.torso, 0])
+        reward_run = self.task_reward(x_velocity)
+        ctrl_cost = self._ctrl_cost_weight * float(np.sum(np.square(action)))
+        self._t += 1
+        info = {"x_velocity": x_velocity, "reward_run": reward_run, "reward_ctrl": -ctrl_cost}
+        return self._get_obs(), reward_run - ctrl_cost, False, self._t >= self.horizon, info
 
 
 # ----------------------------------------------------------------------------------------------------------- Ant
@@ -149,6 +217,14 @@ class AntTaskEnv(AntEnv):
     def get_task(self) -> dict:
         return dict(self._task)
 
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(qpos, qvel) of a new episode; the batched env draws it with the same function."""
+        return uniform_reset(self, rng)
+
+    def reset_model(self):
+        self.set_state(*self.initial_state(self.np_random))
+        return self._get_obs()
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._t = 0
         obs, info = super().reset(seed=seed, options=options)
@@ -187,7 +263,8 @@ class AntTaskEnv(AntEnv):
 class _LocomotionFamily:
     """Shared family plumbing: a version table, one probe env for the spaces, and envs built on demand.
 
-    ``versions[v]`` holds the task distribution, ``horizon`` and the env's reward constants (``env``); keyword
+    ``versions[v]`` holds the task distribution, ``horizon``, the env class where it is not the family's
+    (``env_cls``) and the env's reward constants (``env``); keyword
     arguments to the family override the env constants (e.g. ``terminate_when_unhealthy=False``).
     The sampler steps ``make_batched_env(n)`` (one MjModel, n MjData, the rest in numpy; equal to ``make_env``'s
     envs bit for bit), at most ``max_envs`` episodes at once (an Ant MjData is about 0.5 MB).
@@ -210,7 +287,8 @@ class _LocomotionFamily:
         probe.close()
 
     def make_env(self, task: dict | None = None) -> AntTaskEnv | HalfCheetahTaskEnv:
-        return self.env_cls(task=task if task is not None else self.default_task(), horizon=self.horizon,
+        env_cls = self.spec.get("env_cls", self.env_cls)
+        return env_cls(task=task if task is not None else self.default_task(), horizon=self.horizon,
                             **self._env_kwargs)
 
     def make_batched_env(self, n: int):
@@ -256,8 +334,12 @@ class HalfCheetahVelFamily(_VelocityFamily):
     name = "halfcheetah-vel"
     env_cls = HalfCheetahTaskEnv
     versions = {
-        "finn2017": {"velocity_range": (0.0, 2.0), "horizon": 200, "distribution": "v* ~ U[0, 2]"},
-        "rothfuss2019": {"velocity_range": (0.0, 3.0), "horizon": 100, "distribution": "v* ~ U[0, 3]"},
+        "finn2017": {"velocity_range": (0.0, 2.0), "horizon": 200, "env_cls": HalfCheetahCOMTaskEnv,
+                     "distribution": "v* ~ U[0, 2]; the MAML authors' cheetah (1 physics step, centre of mass)"},
+        "gym-v5": {"velocity_range": (0.0, 2.0), "horizon": 200,
+                   "distribution": "v* ~ U[0, 2]; Gymnasium's HalfCheetah-v5 (5 physics steps, root velocity)"},
+        "rothfuss2019": {"velocity_range": (0.0, 3.0), "horizon": 100,
+                         "distribution": "v* ~ U[0, 3]; Gymnasium's HalfCheetah-v5"},
     }
 
 
@@ -267,8 +349,10 @@ class HalfCheetahDirFamily(_DirectionFamily):
     name = "halfcheetah-dir"
     env_cls = HalfCheetahTaskEnv
     versions = {
-        "finn2017": {"horizon": 200, "distribution": "d ~ U{-1, +1}"},
-        "rothfuss2019": {"horizon": 100, "distribution": "d ~ U{-1, +1}"},
+        "finn2017": {"horizon": 200, "env_cls": HalfCheetahCOMTaskEnv,
+                     "distribution": "d ~ U{-1, +1}; the MAML authors' cheetah (1 physics step, centre of mass)"},
+        "gym-v5": {"horizon": 200, "distribution": "d ~ U{-1, +1}; Gymnasium's HalfCheetah-v5"},
+        "rothfuss2019": {"horizon": 100, "distribution": "d ~ U{-1, +1}; Gymnasium's HalfCheetah-v5"},
     }
 
 

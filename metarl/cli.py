@@ -240,7 +240,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if (args.workers is not None and args.workers < 0) or args.repeats < 1:
         raise UsageError("perf: --workers must be >= 0 and --repeats >= 1")
-    result = perf.run(args.what, family=args.family, workers=args.workers, repeats=args.repeats)
+    result = perf.run(args.what, family=args.family, workers=args.workers, repeats=args.repeats, version=args.version)
     print(json.dumps(result) if args.json else perf.format_result(args.what, result))
     return 0
 
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["sampler", "update", "iteration"])
     p.add_argument("--family", default=None,
                    help="task family for sampler and update (default: halfcheetah-vel; update takes its spaces)")
+    p.add_argument("--version", default=None, help="the sampler's family version (default: the family's default)")
     p.add_argument("--workers", type=int, default=None,
                    help="rollout actors (default: 1 for sampler, the preset's 2 for iteration)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up; the median is reported")

@@ -36,14 +36,14 @@ PRESET = Path(__file__).resolve().parent.parent / "configs" / "maml_trpo" / "2d_
 
 
 def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats: int = 5,
-                 tasks_per_worker: int = 10, episodes: int = 20) -> dict[str, Any]:
+                 tasks_per_worker: int = 10, episodes: int = 20, version: str | None = None) -> dict[str, Any]:
     """A paper-sized load per worker (10 tasks × 20 episodes × the family's horizon).
 
     Each repeat times one pool call and then the raw env and the bare physics in the same worker processes right
     after it, and the ratios are taken per repeat, so that both sides of every ratio see the same core and the same
     machine speed (on a shared VM it drifts by ±15% within minutes).
     """
-    family = make_family(family_name)
+    family = make_family(family_name, version)
     spec = {"hidden_sizes": (64, 64), "activation": "tanh", "init_log_std": 0.0}
     policy = make_policy(family.observation_space, family.action_space, **spec)
     n = tasks_per_worker * max(workers, 1)
@@ -72,7 +72,8 @@ def perf_sampler(family_name: str = "halfcheetah-vel", workers: int = 1, repeats
     return {"env_steps_per_s": statistics.median(rates), "raw_env_steps_per_s": statistics.median(raws),
             "workers": workers, "ratio": statistics.median(ratios),
             "physics_steps_per_s": statistics.median(physics) if mujoco else None,
-            "physics_ratio": statistics.median(physics_ratios) if mujoco else None, "family": family_name}
+            "physics_ratio": statistics.median(physics_ratios) if mujoco else None, "family": family_name,
+            "version": family.version}
 
 
 def _synthetic_batch(policy: Policy, n: int, episodes: int, horizon: int, generator: torch.Generator,
@@ -89,8 +90,8 @@ def _synthetic_batch(policy: Policy, n: int, episodes: int, horizon: int, genera
 
 def perf_update(family_name: str = "halfcheetah-vel", tasks: int = 40, episodes: int = 20, horizon: int = 100,
                 repeats: int = 3, device: str = "auto") -> dict[str, Any]:
-    """TRPO meta-update of a 64×64 tanh policy sized for the family (HalfCheetah: obs 17, actions 6) on random data,
-    40 tasks × 20 episodes × H=100 by default.
+    """TRPO meta-update of a 64×64 tanh policy sized for the family (HalfCheetah-Vel finn2017: obs 20, actions 6)
+    on random data, 40 tasks × 20 episodes × H=100 by default.
 
     ``batched_s`` is the learner's path (hand-derived curvature, task blocks sized for the device, see
     learner.auto_task_chunk), ``autograd_batched_s`` the same blocks with autograd's Hessian-vector products, and
@@ -158,9 +159,10 @@ def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, An
     return {"median_s": med[0], "sample_s": med[1], "adapt_s": med[2], "update_s": med[3], "workers": workers}
 
 
-def run(what: str, family: str | None = None, workers: int | None = None, repeats: int = 5) -> dict[str, Any]:
+def run(what: str, family: str | None = None, workers: int | None = None, repeats: int = 5,
+        version: str | None = None) -> dict[str, Any]:
     if what == "sampler":
-        return perf_sampler(family or "halfcheetah-vel", 1 if workers is None else workers, repeats)
+        return perf_sampler(family or "halfcheetah-vel", 1 if workers is None else workers, repeats, version=version)
     if what == "update":
         # The CPU figures always; on a machine with a GPU the same measurement on CUDA too, under "cuda".
         result = perf_update(family or "halfcheetah-vel", repeats=repeats, device="cpu")

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_family"
 BUILTIN_VERSIONS = {
     "2d-navigation": ["finn2017", "raw-velocity"],
-    "halfcheetah-vel": ["finn2017", "rothfuss2019"],
-    "halfcheetah-dir": ["finn2017", "rothfuss2019"],
+    "halfcheetah-vel": ["finn2017", "gym-v5", "rothfuss2019"],
+    "halfcheetah-dir": ["finn2017", "gym-v5", "rothfuss2019"],
     "ant-vel": ["finn2017"],
     "ant-dir": ["finn2017", "angle"],
     "ant-goal": ["finn2017", "rothfuss2019"],

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 
@@ -30,7 +32,7 @@ def _step_with_x_velocity(env: gym.Env, action) -> tuple[float, bool, float]:
     return reward, terminated, (data.qpos[0] - x_before) / env.unwrapped.dt
 
 
-@pytest.mark.parametrize("version", ["finn2017", "rothfuss2019"])
+@pytest.mark.parametrize("version", ["gym-v5", "rothfuss2019"])
 def test_halfcheetah_vel_reward_is_velocity_error_minus_control_cost(version):
     env = make_family("halfcheetah-vel", version).make_env({"velocity": 1.5})
     env.reset(seed=0)
@@ -41,7 +43,7 @@ def test_halfcheetah_vel_reward_is_velocity_error_minus_control_cost(version):
 
 
 def test_halfcheetah_dir_reward_flips_with_direction():
-    family = make_family("halfcheetah-dir")
+    family = make_family("halfcheetah-dir", "gym-v5")
     rewards = {}
     for d in (-1.0, 1.0):
         env = family.make_env({"direction": d})
@@ -54,6 +56,61 @@ def test_halfcheetah_dir_reward_flips_with_direction():
     # Same physics, so forward + backward reward = -2 * control cost.
     costs = [0.05 * float(np.sum(a.astype(np.float64) ** 2)) for a in _actions(env, 10)]
     assert np.allclose(np.add(rewards[-1.0], rewards[1.0]), -2 * np.asarray(costs))
+
+
+def _rllab_com_velocity(model, data, body: int) -> np.ndarray:
+    """rllab's ``get_body_comvel`` (mujoco_py's ``_compute_subtree``): the subtree's linear momentum over its mass,
+    from each body's velocity at its centre of mass (``mj_objectVelocity`` of mjOBJ_BODY, world frame)."""
+    velocity = np.zeros(6)
+    momentum = np.zeros((model.nbody, 3))
+    mass = model.body_mass.copy()
+    for i in range(model.nbody):
+        mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, i, velocity, 0)
+        momentum[i] = velocity[3:] * mass[i]
+    for i in range(model.nbody - 1, 0, -1):
+        parent = model.body_parentid[i]
+        momentum[parent] += momentum[i]
+        mass[parent] += mass[i]
+    return momentum[body] / mass[body]
+
+
+@pytest.mark.parametrize("name,task", [("halfcheetah-vel", {"velocity": 1.5}),
+                                       ("halfcheetah-dir", {"direction": -1.0})])
+def test_finn2017_cheetah_is_the_authors_simulation(name, task):
+    """The authors' rllab cheetah, rebuilt here from plain MuJoCo calls: one ``mj_step`` and then ``mj_forward`` per
+    env step (rllab's ``forward_dynamics``), observation qpos[1:], qvel, torso subtree COM, reward on the COM
+    velocity from each body's velocity (rllab's formula). The env computes it differently (the mj_step2/mj_step1
+    split and ``subtree_linvel``), so this checks that both are the same physics and the same velocity."""
+    family = make_family(name, "finn2017")
+    assert family.observation_space.shape == (20,) and family.horizon == 200
+    env = family.make_env(task)
+    obs, _ = env.reset(seed=7)
+    sim = env.unwrapped
+    model, torso = sim.model, sim.model.body("torso").id
+    assert sim.frame_skip == 1 and model.opt.timestep == 0.01
+    data = copy.copy(sim.data)  # the whole state, the solver's warm start included
+    assert np.array_equal(obs, np.concatenate((data.qpos[1:], data.qvel, data.subtree_com[torso])).astype(np.float32))
+    for action in _actions(env, 50, seed=3):
+        obs, reward, terminated, _, _ = env.step(action)
+        data.ctrl[:] = action
+        mujoco.mj_step(model, data)
+        probe = copy.copy(data)  # rllab's model.forward() after the step, kept off the solver's warm start
+        mujoco.mj_forward(model, probe)
+        expected_obs = np.concatenate((probe.qpos[1:], probe.qvel, probe.subtree_com[torso]))
+        assert np.array_equal(obs, expected_obs.astype(np.float32))
+        vx = _rllab_com_velocity(model, probe, torso)[0]
+        run = -abs(vx - task["velocity"]) if "velocity" in task else task["direction"] * vx
+        assert reward == pytest.approx(run - 0.05 * float(np.sum(np.square(action))), rel=1e-12)
+        assert not terminated
+
+
+def test_finn2017_cheetah_resets_with_rllabs_gaussian_noise():
+    env = make_family("halfcheetah-vel").make_env()
+    sim = env.unwrapped
+    qpos = np.array([(env.reset(seed=s)[0], sim.data.qpos.copy())[1] for s in range(400)])
+    noise = qpos - sim.init_qpos
+    assert np.abs(noise).max() > 0.025  # U[-0.1, 0.1] would not reach a std of 0.01; N(0, 0.01^2) does exceed 2.5 std
+    assert noise.std() == pytest.approx(0.01, rel=0.1)
 
 
 def test_ant_vel_reward_matches_maml_form():
@@ -115,6 +172,7 @@ def test_task_distributions_per_version():
 
 
 @pytest.mark.parametrize("name,version,horizon", [("halfcheetah-vel", "finn2017", 200),
+                                                  ("halfcheetah-vel", "gym-v5", 200),
                                                   ("halfcheetah-vel", "rothfuss2019", 100),
                                                   ("halfcheetah-dir", "rothfuss2019", 100),
                                                   ("ant-goal", "rothfuss2019", 200)])
@@ -166,7 +224,7 @@ def test_ant_termination_can_be_switched_off():
 
 
 def test_unknown_version_is_a_family_error():
-    with pytest.raises(FamilyError, match="allowed: finn2017, rothfuss2019"):
+    with pytest.raises(FamilyError, match="allowed: finn2017, gym-v5, rothfuss2019"):
         make_family("halfcheetah-vel", "nope")
 
 

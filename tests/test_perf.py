@@ -22,7 +22,7 @@ def test_perf_update_reports_all_three_paths(family):
 def test_perf_sampler_in_process():
     result = perf.perf_sampler("2d-navigation", workers=0, repeats=1, tasks_per_worker=2, episodes=3)
     assert set(result) == {"env_steps_per_s", "raw_env_steps_per_s", "workers", "ratio", "physics_steps_per_s",
-                           "physics_ratio", "family"}
+                           "physics_ratio", "family", "version"}
     assert result["physics_steps_per_s"] is None and result["physics_ratio"] is None  # not a MuJoCo family
     assert result["env_steps_per_s"] > 0 and result["raw_env_steps_per_s"] > 0 and result["ratio"] > 0
     assert result["workers"] == 0 and result["family"] == "2d-navigation"
