@@ -157,8 +157,9 @@ def every_nth_sample(batch: PolicyBatch, n: int) -> PolicyBatch:
 class _TaskBlock:
     """Caches of one block of tasks at θ_old: a pass per support batch at φ_{k−1} and one over the query at φ_K.
     ``scale`` is 1 / (tasks in the whole meta-batch): the KL and the surrogate are means over all tasks.
-    ``fvp_subsample`` > 1 takes the KL's Gauss-Newton matrix G_i over every n-th query sample only (its own pass);
-    the Jacobians A_i, the gradient and the line search keep all samples."""
+    ``fvp_subsample`` > 1 takes the KL's products over every n-th sample only: G_i on the query and the Jacobians
+    A_i = Π_k (I − α_k H_k) with each H_k on the support (own passes at the exact φ_{k−1}); the adaptation, the
+    meta-gradient and the line search keep all samples."""
 
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
                  lrs: tuple[float, ...], first_order: bool, scale: float, fvp_subsample: int = 1):
@@ -166,11 +167,18 @@ class _TaskBlock:
         self.lrs = [lrs[min(k, len(lrs) - 1)] for k in range(len(supports))]  # step k's inner step size
         self.supports, self.query_batch = supports, query
         phi = {k: v.detach() for k, v in expand(theta, query.obs.shape[0]).items()}
-        self.steps: list[tuple[_Pass, _PolicyGradientHead, float]] = []
+        self.steps: list[tuple[_Pass, _PolicyGradientHead, float]] = []  # the meta-gradient's chain
+        self.fvp_steps = self.steps  # the KL products' chain: the same, or on every n-th support sample
+        if fvp_subsample > 1:
+            self.fvp_steps = []
         for batch, lr in zip(supports, self.lrs):
-            p, head, phi = self._inner_step(phi, batch, lr, store=not first_order)
+            prev = phi
+            p, head, phi = self._inner_step(prev, batch, lr, store=not first_order)
             if not first_order:
                 self.steps.append((p, head, lr))
+                if fvp_subsample > 1:
+                    p_sub, head_sub, _ = self._inner_step(prev, every_nth_sample(batch, fvp_subsample), lr, store=True)
+                    self.fvp_steps.append((p_sub, head_sub, lr))
         self.phi = phi
         self.query = _forward(policy, phi, query.obs)
         self.kl_weights = query.mask / query.mask.sum(-1, keepdim=True).clamp(min=1) * scale
@@ -214,21 +222,21 @@ class _TaskBlock:
         gdot_out, gdot_log_std = head.tangent(zdots[-1], u.get("log_std"))
         return _with_log_std(_r_backward(self.policy, p, u, zdots, hdots, gdot_out), gdot_log_std)
 
-    def transpose_chain(self, w: Params) -> Params:
-        """Σ_i A_iᵀ w_i over this block's tasks."""
-        for p, head, lr in reversed(self.steps):
+    def transpose_chain(self, w: Params, steps: list[tuple[_Pass, _PolicyGradientHead, float]]) -> Params:
+        """Σ_i A_iᵀ w_i over this block's tasks, A_i the product of ``steps``' (I − α_k H_k)."""
+        for p, head, lr in reversed(steps):
             hw = self._support_hvp(p, head, w)
             w = {k: v - lr * hw[k] for k, v in w.items()}
         return {k: v.sum(0) for k, v in w.items()}
 
     def gradient(self) -> Params:
         g = _backward(self.policy, self.query, self.surrogate.g_out)
-        return self.transpose_chain(_with_log_std(g, self.surrogate.g_log_std))
+        return self.transpose_chain(_with_log_std(g, self.surrogate.g_log_std), self.steps)
 
     def kl_hvp(self, v: Params) -> Params:
         n = self.query.out.shape[0]
         u = {k: t.unsqueeze(0).expand(n, *t.shape) for k, t in v.items()}
-        for p, head, lr in self.steps:
+        for p, head, lr in self.fvp_steps:
             hu = self._support_hvp(p, head, u)
             u = {k: x - lr * hu[k] for k, x in u.items()}
         out_dot = _r_forward(self.policy, self.fvp_query, u)[0][-1]
@@ -239,7 +247,7 @@ class _TaskBlock:
         else:  # ∂²KL/∂μ² = 1/σ², ∂²KL/∂(log σ)² = 2, no cross term
             g = _backward(self.policy, self.fvp_query, w * self.inv_var * out_dot)
             g["log_std"] = 2 * u["log_std"] * self.fvp_weights.sum(-1, keepdim=True)
-        return self.transpose_chain(g)
+        return self.transpose_chain(g, self.fvp_steps)
 
 
 def _with_log_std(grads: Params, g_log_std: Tensor | None) -> Params:
@@ -253,8 +261,8 @@ class MetaCurvature:
 
     ``task_chunk`` > 0 caches and evaluates blocks of that many tasks one after another, so that each block's
     tensors stay in cache on a CPU (see learner.auto_task_chunk); 0 takes all tasks at once (GPU).
-    ``fvp_subsample`` = n > 1 computes the KL products on every n-th query sample (standard TRPO practice, see
-    docs/performance.md); the meta-gradient stays exact."""
+    ``fvp_subsample`` = n > 1 computes the KL products on every n-th support and query sample (standard TRPO
+    practice, see docs/performance.md); the adaptation and the meta-gradient stay exact."""
 
     @torch.no_grad()
     def __init__(self, policy: Policy, theta: Params, supports: list[PolicyBatch], query: PolicyBatch,
