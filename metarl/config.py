@@ -63,9 +63,9 @@ class AlgoConfig:
     ls_max_steps: int = 15
     ls_backtrack_ratio: float = 0.8
     fvp_subsample: int = 1
-    """KL Hessian-vector products (TRPO's conjugate gradient) on every n-th query sample (1 = all samples, exact;
-    OpenAI Baselines' TRPO uses 5). maml-trpo's hand-derived path only; the meta-gradient and the line search's KL
-    always use every sample."""
+    """KL Hessian-vector products (TRPO's conjugate gradient) on every n-th support and query sample (1 = all
+    samples, exact; OpenAI Baselines' TRPO uses 5). maml-trpo's and fomaml's hand-derived path only; the adaptation,
+    the meta-gradient and the line search's KL always use every sample."""
 
     @property
     def inner_lrs(self) -> tuple[float, ...]:
@@ -175,7 +175,7 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "algo.cg_damping": (lambda v: v >= 0, "a number >= 0"),
     "algo.ls_max_steps": (lambda v: v >= 1, "an integer >= 1"),
     "algo.ls_backtrack_ratio": (lambda v: 0 < v < 1, "a number in (0, 1)"),
-    "algo.fvp_subsample": (lambda v: v >= 1, "an integer >= 1 (1 = every query sample)"),
+    "algo.fvp_subsample": (lambda v: v >= 1, "an integer >= 1 (1 = every sample)"),
     "policy.hidden_sizes": (lambda v: all(h >= 1 for h in v), "a list of positive integers"),
     "policy.activation": (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
     "train.iterations": (lambda v: v >= 1, "an integer >= 1"),
