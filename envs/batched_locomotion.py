@@ -9,9 +9,9 @@ It reproduces the family's Gymnasium env (``HalfCheetahTaskEnv`` / ``AntTaskEnv`
 same model, frame skip and constants (read from a reference env built by the family, so family kwargs apply), the
 same reset (Gymnasium's seeding of ``np_random`` from each episode's seed, ``mj_resetData``, the env's own
 ``initial_state`` draw, ``mj_forward``), ``mj_rnePostConstraint`` after each step where the contact forces are used
-(Ant), the authors' cheetah's ``mj_step2``/``mj_step1``/``mj_subtreeVel`` sequence (``HalfCheetahCOMTaskEnv``), and the
-same floating-point operations in the same order. An episode that terminated is not
-stepped again (its reward is 0 and ``terminated`` stays set), as in the sampler's Gymnasium path.
+(Ant), the authors' cheetah's ``mj_step2``/``mj_step1``/``mj_subtreeVel`` sequence (``HalfCheetahCOMTaskEnv``),
+and the same floating-point operations in the same order. An episode that terminated is not stepped again (its
+reward is 0 and ``terminated`` stays set), as in the sampler's Gymnasium path.
 """
 
 from __future__ import annotations

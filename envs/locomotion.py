@@ -264,8 +264,8 @@ class _LocomotionFamily:
     """Shared family plumbing: a version table, one probe env for the spaces, and envs built on demand.
 
     ``versions[v]`` holds the task distribution, ``horizon``, the env class where it is not the family's
-    (``env_cls``) and the env's reward constants (``env``); keyword
-    arguments to the family override the env constants (e.g. ``terminate_when_unhealthy=False``).
+    (``env_cls``) and the env's reward constants (``env``); keyword arguments to the family override the env
+    constants (e.g. ``terminate_when_unhealthy=False``).
     The sampler steps ``make_batched_env(n)`` (one MjModel, n MjData, the rest in numpy; equal to ``make_env``'s
     envs bit for bit), at most ``max_envs`` episodes at once (an Ant MjData is about 0.5 MB).
     """
@@ -289,7 +289,7 @@ class _LocomotionFamily:
     def make_env(self, task: dict | None = None) -> AntTaskEnv | HalfCheetahTaskEnv:
         env_cls = self.spec.get("env_cls", self.env_cls)
         return env_cls(task=task if task is not None else self.default_task(), horizon=self.horizon,
-                            **self._env_kwargs)
+                       **self._env_kwargs)
 
     def make_batched_env(self, n: int):
         """``n`` episodes stepped together; see envs/batched_locomotion.py."""

@@ -75,14 +75,20 @@ def test_preset_loads_and_family_builds(path):
 
 
 TRUST_REGION_KEYS = {"algo.max_kl", "algo.cg_iters", "algo.cg_damping", "algo.ls_max_steps", "algo.ls_backtrack_ratio"}
+# Keys a preset may set where they apply (subsampled KL products: the hand-derived trust-region path only).
+OPTIONAL_KEYS = {"algo.fvp_subsample"}
+
+
+def preset_keys(path: Path) -> set[str]:
+    """A preset's leaf keys without the optional ones."""
+    return leaf_keys(yaml.safe_load(path.read_text())) - OPTIONAL_KEYS
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_preset_has_the_reference_keys_and_its_algorithms_hyperparameters(path):
     """Outside ``algo`` a preset has the reference's keys; inside, the shared ones, every key the algorithm takes a
     default for, and the trust-region keys exactly when its outer step is the trust region."""
-    reference = leaf_keys(yaml.safe_load(REFERENCE.read_text()))
-    keys = leaf_keys(yaml.safe_load(path.read_text()))
+    reference, keys = preset_keys(REFERENCE), preset_keys(path)
     assert {k for k in keys if not k.startswith("algo.")} == {k for k in reference if not k.startswith("algo.")}
     algorithm = ALGORITHMS[load_config(path).algo.name]
     expected = {"algo.name", "algo.inner_lr", "algo.inner_steps", "algo.first_order", "algo.gamma",
@@ -90,6 +96,8 @@ def test_preset_has_the_reference_keys_and_its_algorithms_hyperparameters(path):
     if algorithm.outer_step == "trust-region":
         expected |= TRUST_REGION_KEYS
     assert {k for k in keys if k.startswith("algo.")} == expected
+    if "algo.fvp_subsample" in leaf_keys(yaml.safe_load(path.read_text())):
+        assert algorithm.hand_derived, f"{path.name}: fvp_subsample has no effect on {algorithm.name}"
 
 
 def test_every_algorithm_has_a_2d_navigation_preset_in_its_own_directory():

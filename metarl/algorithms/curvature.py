@@ -168,9 +168,8 @@ class _TaskBlock:
         self.supports, self.query_batch = supports, query
         phi = {k: v.detach() for k, v in expand(theta, query.obs.shape[0]).items()}
         self.steps: list[tuple[_Pass, _PolicyGradientHead, float]] = []  # the meta-gradient's chain
-        self.fvp_steps = self.steps  # the KL products' chain: the same, or on every n-th support sample
-        if fvp_subsample > 1:
-            self.fvp_steps = []
+        # The KL products' chain: the same passes, or their own on every n-th support sample.
+        self.fvp_steps = [] if fvp_subsample > 1 else self.steps
         for batch, lr in zip(supports, self.lrs):
             prev = phi
             p, head, phi = self._inner_step(prev, batch, lr, store=not first_order)
