@@ -50,18 +50,25 @@ def _float32_box(shape: tuple[int, ...]) -> Box:
     return Box(-np.inf, np.inf, shape=shape, dtype=np.float32)
 
 
-def uniform_reset(env: Any, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Gymnasium v5's initial state: qpos + U[-s, s], then qvel + s N(0, 1), s = the env's reset noise scale."""
-    scale, model = env._reset_noise_scale, env.model
-    qpos = env.init_qpos + rng.uniform(low=-scale, high=scale, size=model.nq)
-    qvel = env.init_qvel + scale * rng.standard_normal(model.nv)
-    return qpos, qvel
+class _InitialState:
+    """Mixin for the task envs: the initial state is one function that the batched env calls too."""
+
+    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Gymnasium v5's (qpos, qvel): qpos + U[-s, s], then qvel + s N(0, 1), s = the reset noise scale."""
+        scale, model = self._reset_noise_scale, self.model
+        qpos = self.init_qpos + rng.uniform(low=-scale, high=scale, size=model.nq)
+        qvel = self.init_qvel + scale * rng.standard_normal(model.nv)
+        return qpos, qvel
+
+    def reset_model(self):
+        self.set_state(*self.initial_state(self.np_random))
+        return self._get_obs()
 
 
 # --------------------------------------------------------------------------------------------------- HalfCheetah
 
 
-class HalfCheetahTaskEnv(HalfCheetahEnv):
+class HalfCheetahTaskEnv(_InitialState, HalfCheetahEnv):
     """HalfCheetah-v5 whose reward is set by a task: ``{"velocity": v*}`` or ``{"direction": ±1}``.
 
     Reward: ``-|v_x - v*| - 0.05|a|^2`` for a velocity task, ``d * v_x - 0.05|a|^2`` for a direction task.
@@ -88,14 +95,6 @@ class HalfCheetahTaskEnv(HalfCheetahEnv):
 
     def get_task(self) -> dict:
         return {"velocity": self._velocity} if self._velocity is not None else {"direction": self._direction}
-
-    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(qpos, qvel) of a new episode; the batched env draws it with the same function."""
-        return uniform_reset(self, rng)
-
-    def reset_model(self):
-        self.set_state(*self.initial_state(self.np_random))
-        return self._get_obs()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._t = 0
@@ -164,7 +163,7 @@ class HalfCheetahCOMTaskEnv(HalfCheetahTaskEnv):
 # ----------------------------------------------------------------------------------------------------------- Ant
 
 
-class AntTaskEnv(AntEnv):
+class AntTaskEnv(_InitialState, AntEnv):
     """Ant-v5 whose reward is set by a task: ``{"velocity": v*}``, ``{"direction": ±1}``, ``{"angle": t}`` or
     ``{"goal": [x, y]}``.
 
@@ -216,14 +215,6 @@ class AntTaskEnv(AntEnv):
 
     def get_task(self) -> dict:
         return dict(self._task)
-
-    def initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """(qpos, qvel) of a new episode; the batched env draws it with the same function."""
-        return uniform_reset(self, rng)
-
-    def reset_model(self):
-        self.set_state(*self.initial_state(self.np_random))
-        return self._get_obs()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self._t = 0
