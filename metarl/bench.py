@@ -39,6 +39,7 @@ class BenchSpec:
     iterations: int
     overrides: tuple[str, ...] = ()
     eval_steps: int | None = None
+    preset: str | None = None  # --config: the preset file (absolute path) every trial starts from
 
     def trials(self) -> list[dict[str, Any]]:
         kinds = [("algo", a) for a in self.algos] + [("baseline", b) for b in self.baselines]
@@ -46,14 +47,16 @@ class BenchSpec:
                 for kind, name in kinds for seed in range(1, self.seeds + 1)]
 
     def config(self, trial: dict[str, Any]) -> Config:
-        """The trial's config: the family's preset (or the defaults for a family without one), the algorithm's
-        ``algo:`` section from its preset for this family (else its 2D-navigation preset), then the bench's
-        settings and ``--set`` overrides."""
+        """The trial's config: ``--config``'s preset, else the family's MAML-TRPO preset (or the defaults for a
+        family without one); the algorithm's ``algo:`` section from that preset where it names the algorithm (the
+        baselines' is MAML-TRPO's), else from the algorithm's preset for this family (else its 2D-navigation
+        preset); then the bench's settings and ``--set`` overrides."""
         stem = self.family.replace("-", "_").replace(":", "_").replace(".", "_")
-        base = _preset(CONFIGS / "maml_trpo" / f"{stem}.yaml")
+        base = read_preset(self.preset) if self.preset else _preset(CONFIGS / "maml_trpo" / f"{stem}.yaml")
         algo = trial["name"] if trial["kind"] == "algo" else "maml-trpo"
         algo_dir = CONFIGS / algo.replace("-", "_")
-        algo_preset = _preset(algo_dir / f"{stem}.yaml") or _preset(algo_dir / "2d_navigation.yaml")
+        algo_preset = base if base.get("algo", {}).get("name", "maml-trpo") == algo else \
+            _preset(algo_dir / f"{stem}.yaml") or _preset(algo_dir / "2d_navigation.yaml")
         data = {**base, "algo": algo_preset.get("algo", {"name": algo})}
         data["family"] = {**base.get("family", {}), "name": self.family}
         if self.version is not None or not base:
@@ -69,6 +72,20 @@ class BenchSpec:
 
 def _preset(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+def read_preset(path: str) -> dict:
+    """``--config``'s preset, or a one-line ConfigError naming what is wrong with it."""
+    if not Path(path).is_file():
+        raise ConfigError(f"bench --config {path}: no such file; give a preset YAML such as "
+                          "configs/paper/maml_2d_navigation.yaml")
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"bench --config {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"bench --config {path}: a preset is a YAML mapping of sections (seed, family, algo, ...)")
+    return data
 
 
 def validate(spec: BenchSpec) -> None:

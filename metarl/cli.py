@@ -191,14 +191,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out = Path(args.resume)
         spec = bench.load_spec(out)
     else:
-        if not args.family:
-            raise UsageError("bench needs --family F (or --resume DIR)")
+        preset = bench.read_preset(args.config) if args.config else {}
+        family = args.family or (preset.get("family") or {}).get("name")
+        if not family:
+            raise UsageError("bench needs --family F or --config PRESET (or --resume DIR)")
+        iterations = args.iterations if args.iterations is not None else \
+            (preset.get("train") or {}).get("iterations") or 100
         split = lambda text: tuple(x.strip() for x in (text or "").split(",") if x.strip())  # noqa: E731
-        spec = bench.BenchSpec(family=args.family, version=args.version, algos=split(args.algos),
-                               baselines=split(args.baselines), seeds=args.seeds, iterations=args.iterations,
-                               overrides=tuple(args.set or ()), eval_steps=args.eval_steps)
-        out = Path(args.out) if args.out else Path("runs") / f"bench__{Path(args.family).name.replace(':', '_')}__" \
-            f"{time.strftime('%Y%m%d-%H%M%S')}"
+        spec = bench.BenchSpec(family=family, version=args.version, algos=split(args.algos),
+                               baselines=split(args.baselines), seeds=args.seeds, iterations=iterations,
+                               overrides=tuple(args.set or ()), eval_steps=args.eval_steps,
+                               preset=str(Path(args.config).absolute()) if args.config else None)
+        name = Path(args.config).stem if args.config else Path(family).name.replace(":", "_")
+        out = Path(args.out) if args.out else Path("runs") / f"bench__{name}__{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / bench.SPEC_FILE).exists():
             raise UsageError(f"bench --out {out}: a bench is already there; continue it with --resume {out}")
     bench.validate(spec)
@@ -274,12 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_envs)
 
     p = sub.add_parser("bench", help="algorithms x seeds and baselines as Ray Tune trials -> table and plots")
-    p.add_argument("--family", help="registered family or package.module:Class")
-    p.add_argument("--version", help="the family's version (default: its default)")
+    p.add_argument("--family", help="registered family or package.module:Class (default: --config's)")
+    p.add_argument("--version", help="the family's version (default: --config's, else the family's default)")
+    p.add_argument("--config", metavar="PRESET", help="start every trial from this preset, e.g. "
+                   "configs/paper/maml_2d_navigation.yaml (default: the family's maml_trpo preset)")
     p.add_argument("--algos", default="", metavar="A,B", help="algorithms, e.g. maml-trpo,promp")
     p.add_argument("--baselines", default="", metavar="B,C", help="any of random,pretrained,oracle")
     p.add_argument("--seeds", type=int, default=3, help="seeds per algorithm and baseline (1..N)")
-    p.add_argument("--iterations", type=int, default=100, help="training iterations per trial")
+    p.add_argument("--iterations", type=int, help="training iterations per trial (default: --config's, else 100)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key in every trial")
     p.add_argument("--eval-steps", type=int, help="inner steps of the meta-test (default: the config's eval.steps)")
     p.add_argument("--address", help="run the trials on this Ray cluster (default: RAY_ADDRESS or embedded)")

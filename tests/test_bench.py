@@ -64,6 +64,29 @@ def test_bad_bench_input_is_one_line(changes, needle):
         validate(BenchSpec(**{**spec.__dict__, **changes}))
 
 
+def test_bench_config_starts_every_trial_from_the_preset():
+    """`--config configs/paper/...`: the paper's family version, step sizes and protocol in every trial; the
+    preset's own algorithm keeps its settings, another algorithm takes its own preset's."""
+    spec = BenchSpec(family="2d-navigation", version=None, algos=("maml-trpo", "promp"), baselines=("pretrained",),
+                     seeds=1, iterations=3, preset=str(ROOT / "configs" / "paper" / "maml_2d_navigation.yaml"))
+    validate(spec)
+    maml, promp, pretrained = (spec.config(t) for t in spec.trials())
+    for config in (maml, promp, pretrained):
+        assert config.family.version == "finn2017" and config.policy.hidden_sizes == (100, 100)
+        assert config.eval.inner_lr == (0.5, 0.25) and config.eval.episodes == 40 and config.train.iterations == 3
+    assert maml.algo.inner_lr == pretrained.algo.inner_lr == 0.5 and promp.algo.name == "promp"
+    assert promp.algo.inner_lr != 0.5
+
+
+def test_bench_config_errors_are_one_line(tmp_path):
+    missing = metarl("bench", "--config", str(tmp_path / "nope.yaml"), "--baselines", "random")
+    assert missing.returncode == 2 and "bench --config" in missing.stderr and "no such file" in missing.stderr
+    (tmp_path / "list.yaml").write_text("- a\n- b\n")
+    listed = metarl("bench", "--config", str(tmp_path / "list.yaml"), "--baselines", "random")
+    assert listed.returncode == 2 and "a YAML mapping" in listed.stderr
+    assert len(missing.stderr.strip().splitlines()) == len(listed.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_bench_writes_its_outputs_and_resume_keeps_finished_trials(tmp_path):
     out = tmp_path / "bench"
