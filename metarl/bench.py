@@ -55,7 +55,7 @@ class BenchSpec:
         base = read_preset(self.preset) if self.preset else _preset(CONFIGS / "maml_trpo" / f"{stem}.yaml")
         algo = trial["name"] if trial["kind"] == "algo" else "maml-trpo"
         algo_dir = CONFIGS / algo.replace("-", "_")
-        algo_preset = base if base.get("algo", {}).get("name", "maml-trpo") == algo else \
+        algo_preset = base if (base.get("algo") or {}).get("name", "maml-trpo") == algo else \
             _preset(algo_dir / f"{stem}.yaml") or _preset(algo_dir / "2d_navigation.yaml")
         data = {**base, "algo": algo_preset.get("algo", {"name": algo})}
         data["family"] = {**base.get("family", {}), "name": self.family}
@@ -236,9 +236,10 @@ def _markdown(spec: BenchSpec, rows: list[dict[str, Any]]) -> str:
         f"| {r['name']}{' (baseline)' if r['kind'] == 'baseline' else ''} | "
         + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(r["mean_return"], r["std_return"]))
         + f" | {r['env_steps']:,.0f} | {r['minutes']:.1f} |\n" for r in rows)
+    preset = f" Every trial starts from the preset {Path(spec.preset).name}." if spec.preset else ""
     return (f"# metarl bench: {spec.family}\n\nReturn after k inner steps on the held-out test tasks, mean ± std over "
             f"{spec.seeds} seed(s); {spec.iterations} training iterations per trial; env steps and minutes per "
-            f"trial.\n\n{head}{body}")
+            f"trial.{preset}\n\n{head}{body}")
 
 
 def _learning_curve(paths: list[Path]) -> tuple[list[float], list[float]]:
