@@ -22,7 +22,7 @@ import torch
 
 from metarl import seeding
 from metarl.components import build
-from metarl.config import Config, resolve_algo
+from metarl.config import PRETRAINABLE, Config, resolve_algo
 from metarl.evaluation import meta_test
 from metarl.families import TaskFamily, make_family
 
@@ -61,9 +61,11 @@ def run_baseline(name: str, config: Config, run_dir: Path) -> dict[str, Any]:
 
 
 def pretrained_config(config: Config) -> Config:
-    """MAML-TRPO's trust-region step on the pre-update loss: the same policy, step sizes and trust region, no
-    adaptation in training (the step sizes stay for the meta-test's adaptation)."""
-    return replace(config, algo=resolve_algo(replace(config.algo, name="maml-trpo", inner_steps=0, first_order=False)))
+    """The config's outer step on the pre-update loss, no adaptation in training (the step sizes stay for the
+    meta-test's adaptation): MAML-VPG's Adam step where the config names maml-vpg (the MAML paper's pretrained
+    2D-navigation policy: Adam at 1e-3), else MAML-TRPO's trust-region step with the config's trust region."""
+    name = config.algo.name if config.algo.name in PRETRAINABLE else "maml-trpo"
+    return replace(config, algo=resolve_algo(replace(config.algo, name=name, inner_steps=0, first_order=False)))
 
 
 # ---- oracle ------------------------------------------------------------------------------------------------------

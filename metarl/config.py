@@ -293,12 +293,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+PRETRAINABLE = ("maml-trpo", "maml-vpg")
+"""The algorithms that train without adaptation (``algo.inner_steps: 0``): policy gradient with a trust region
+(TRPO) or with Adam (the MAML paper's pretrained 2D-navigation policy)."""
+
+
 def resolve_algo(algo: AlgoConfig) -> AlgoConfig:
     """Fill the keys left null with the algorithm's defaults, and refuse combinations that contradict it."""
     spec = _registry.ALGORITHMS[algo.name]
-    if algo.inner_steps == 0 and algo.name != "maml-trpo":
+    if algo.inner_steps == 0 and algo.name not in PRETRAINABLE:
         raise ConfigError(f"config key 'algo.inner_steps' is 0 (training without adaptation, the pretrained "
-                          f"baseline) which only maml-trpo supports, not {algo.name}")
+                          f"baseline) which only {' and '.join(PRETRAINABLE)} support, not {algo.name}")
     if isinstance(algo.inner_lr, tuple) and algo.inner_steps and len(algo.inner_lr) != algo.inner_steps:
         raise ConfigError(f"config key 'algo.inner_lr' has {len(algo.inner_lr)} values for algo.inner_steps = "
                           f"{algo.inner_steps}; give one number or exactly one per inner step")

@@ -62,6 +62,7 @@ def test_unknown_algorithm_is_one_line_listing_the_known_ones():
     ({"algo": {"name": "fomaml", "first_order": False}}, "fomaml"),
     ({"algo": {"name": "reptile", "inner_steps": 1}}, "reptile"),
     ({"algo": {"name": "promp", "clip": 1.5}}, "algo.clip"),
+    ({"algo": {"name": "promp", "inner_steps": 0}}, "only maml-trpo and maml-vpg support, not promp"),
 ])
 def test_contradictory_algorithm_settings_are_refused(data, needle):
     with pytest.raises(ConfigError, match=needle):

@@ -12,10 +12,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from processes import ROOT, metarl
 
 from metarl.baselines import OracleEnv, pretrained_config, run_baseline
 from metarl.bench import BenchSpec, validate
+from metarl.components import build
 from metarl.config import ConfigError, from_dict
 
 TINY = ["train.meta_batch_size=2", "sampler.episodes_per_task=2", "eval.num_tasks=2", "eval.steps=1",
@@ -38,15 +40,25 @@ def test_oracle_observation_carries_the_task_features():
     assert len(goals) == 3
 
 
-def test_pretrained_baseline_trains_without_adaptation_then_adapts_in_the_meta_test(tmp_path):
-    config = from_dict(NAV)
-    assert pretrained_config(config).algo.inner_steps == 0
+@pytest.mark.parametrize("algo,outer", [({}, "maml-trpo"), ({"name": "promp"}, "maml-trpo"),
+                                        ({"name": "maml-vpg", "outer_lr": 0.001}, "maml-vpg")])
+def test_pretrained_baseline_trains_without_adaptation_then_adapts_in_the_meta_test(tmp_path, algo, outer):
+    """TRPO's step, or Adam's where the config names maml-vpg (the MAML paper's pretrained 2D policy)."""
+    config = from_dict({**NAV, "algo": algo})
+    assert pretrained_config(config).algo.inner_steps == 0 and pretrained_config(config).algo.name == outer
     result = run_baseline("pretrained", config, tmp_path / "pre")
     records = [json.loads(line) for line in (tmp_path / "pre" / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records] == [1, 2]
     assert all("return_step_0" in r and "return_step_1" not in r for r in records)
     assert result["env_steps"] == records[-1]["env_steps"] > 0
     assert result["eval"]["steps"] == [0, 1] and len(result["eval"]["per_task_return"]) == 3
+    trained = torch.load(tmp_path / "pre" / "checkpoints" / "iter_2.pt", weights_only=False)["theta"]
+    parts = build(pretrained_config(config))
+    fresh = parts.learner.theta
+    parts.close()
+    assert any(not torch.equal(trained[k], fresh[k]) for k in fresh)  # the outer step moved θ
+    if algo:
+        return
     random = run_baseline("random", config, tmp_path / "random")
     assert random["env_steps"] == 0 and json.loads((tmp_path / "random" / "eval.json").read_text()) == random["eval"]
 
