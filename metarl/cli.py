@@ -138,6 +138,27 @@ def _eval_protocol(config: Config, args: argparse.Namespace) -> Config:
     return replace(config, eval=replace(config.eval, **changes))
 
 
+def _eval_tasks(path: str, config: Config) -> list[dict]:
+    """``--tasks FILE``: a JSON list of task dicts with the keys of the family's own tasks."""
+    import numpy as np
+
+    from metarl.families import make_family
+
+    where = f"eval --tasks {path}"
+    try:
+        tasks = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    family = make_family(config.family.name, config.family.version, **config.family.kwargs)
+    keys = sorted(family.sample_tasks(np.random.default_rng(0), 1)[0])
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) and sorted(t) == keys for t in tasks):
+        raise UsageError(f"{where}: give a non-empty JSON list of {family.name} tasks, each an object with the keys "
+                         f"{', '.join(keys)}")
+    return tasks
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import yaml
 
@@ -152,11 +173,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if checkpoint is None or not checkpoint.is_file():
         raise UsageError(f"eval {run_dir}: checkpoint {args.checkpoint or 'checkpoints/iter_*.pt'} not found")
     config = _eval_protocol(from_dict(yaml.safe_load((run_dir / "config.yaml").read_text())), args)
+    if args.tasks and args.num_tasks is not None:
+        raise UsageError("eval: give --tasks FILE or --num-tasks N, not both (the file's tasks are all evaluated)")
+    tasks = _eval_tasks(args.tasks, config) if args.tasks else None
     if args.plot:
         import matplotlib  # noqa: F401  (fail before the evaluation if plotting cannot work)
     parts = build(config, theta=load_checkpoint(checkpoint)["theta"])
     try:
-        result = meta_test(parts.pool, parts.learner, parts.family, config)
+        result = meta_test(parts.pool, parts.learner, parts.family, config, tasks)
     finally:
         parts.close()
     text = json.dumps(result)
@@ -265,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--checkpoint", metavar="FILE", help="checkpoint to evaluate (default: the run's latest)")
     p.add_argument("--num-tasks", type=int, help="held-out test tasks (default: the config's eval.num_tasks, 40)")
+    p.add_argument("--tasks", metavar="FILE.json", help="evaluate on these tasks instead (a JSON list of the family's "
+                   "task dicts, e.g. configs/paper/test_tasks/*.json: the MAML paper's own test goals)")
     p.add_argument("--steps", type=int, help="inner steps K of the adaptation curve (default: eval.steps, 3)")
     p.add_argument("--episodes", type=int,
                    help="episodes per task and step (default: eval.episodes, else sampler.episodes_per_task)")

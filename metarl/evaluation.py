@@ -60,15 +60,19 @@ def sample_adaptation_path(pool: RolloutPool, learner: Learner, tasks: list[dict
 
 
 def evaluate(pool: RolloutPool, learner: Learner, family: TaskFamily, seed: int, num_tasks: int, steps: int,
-             episodes: int, inner_lr: tuple[float, ...] | None = None) -> dict[str, Any]:
+             episodes: int, inner_lr: tuple[float, ...] | None = None,
+             tasks: list[dict] | None = None) -> dict[str, Any]:
     """The eval JSON of DESIGN.md for ``num_tasks`` held-out tasks: returns after 0..K inner steps, each step
     adapting on fresh rollouts of the policy adapted so far. Test tasks come from their own seed stream (never a
-    training task's), and the same seed gives the same tasks and rollouts, so results are reproducible.
+    training task's), and the same seed gives the same tasks and rollouts, so results are reproducible; ``tasks``
+    replaces them with a given list (e.g. a paper's own test goals, so that both score the same tasks).
 
     A family with a separate test split offers ``sample_test_tasks`` and meta-test draws only from it; one whose
     benchmark prescribes how many episodes of the adapted policy to score says so in ``evaluation_episodes``."""
-    sample = getattr(family, "sample_test_tasks", None) or family.sample_tasks
-    tasks = sample(seeding.generator(seed, seeding.EVAL_TASKS), num_tasks)
+    if tasks is None:
+        sample = getattr(family, "sample_test_tasks", None) or family.sample_tasks
+        tasks = sample(seeding.generator(seed, seeding.EVAL_TASKS), num_tasks)
+    num_tasks = len(tasks)
     query_episodes = getattr(family, "evaluation_episodes", None) if steps > 0 else None
     path = sample_adaptation_path(pool, learner, tasks, episodes, steps,
                                   lambda k: seeding.rollout_seeds(seed, seeding.EVAL_ROLLOUTS, 0, k, num_tasks),
@@ -95,11 +99,12 @@ def evaluate(pool: RolloutPool, learner: Learner, family: TaskFamily, seed: int,
     }
 
 
-def meta_test(pool: RolloutPool, learner: Learner, family: TaskFamily, config: Config) -> dict[str, Any]:
+def meta_test(pool: RolloutPool, learner: Learner, family: TaskFamily, config: Config,
+              tasks: list[dict] | None = None) -> dict[str, Any]:
     """``evaluate`` with the config's ``eval:`` protocol (null episodes / inner_lr: the training values)."""
     protocol = config.eval
     inner_lr = protocol.inner_lr
     if inner_lr is not None and not isinstance(inner_lr, tuple):
         inner_lr = (inner_lr,)
     return evaluate(pool, learner, family, config.seed, protocol.num_tasks, protocol.steps,
-                    protocol.episodes or config.sampler.episodes_per_task, inner_lr)
+                    protocol.episodes or config.sampler.episodes_per_task, inner_lr, tasks)

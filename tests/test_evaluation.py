@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from processes import ROOT
 from test_cli import CONFIG, TINY, metarl, read_metrics
 
 from metarl import seeding
@@ -40,6 +41,17 @@ def test_evaluation_is_deterministic_for_a_seed(parts):
     c = evaluate(parts.pool, parts.learner, parts.family, 4, 5, 2, 4)
     assert a == b
     assert a["per_task_return"] != c["per_task_return"]
+
+
+def test_given_tasks_replace_the_seeds_test_tasks(parts):
+    """``tasks``: the seed's own tasks given explicitly score the same; other tasks score differently."""
+    own = parts.family.sample_tasks(seeding.generator(3, seeding.EVAL_TASKS), 5)
+    default = evaluate(parts.pool, parts.learner, parts.family, 3, 5, 1, 4)
+    assert evaluate(parts.pool, parts.learner, parts.family, 3, 99, 1, 4, tasks=own) == default
+    goals = json.loads((ROOT / "configs" / "paper" / "test_tasks" / "maml_2d_navigation.json").read_text())
+    paper = evaluate(parts.pool, parts.learner, parts.family, 3, 5, 1, 4, tasks=goals)
+    assert paper["num_tasks"] == len(goals) == 40 and len(paper["per_task_return"]) == 40
+    assert paper["per_task_return"][:5] != default["per_task_return"]
 
 
 def test_per_step_inner_lr_uses_the_first_value_then_the_second(parts):
@@ -95,6 +107,18 @@ def test_periodic_meta_test_writes_metrics_histograms_image_and_layout(tmp_path)
     result = json.loads(out.read_text())
     assert (result["episodes"], result["inner_lr"], result["steps"]) == (2, [0.5, 0.25], [0, 1, 2])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for bad in (["--inner-lr", "0.5,-1"], ["--episodes", "0"], ["--checkpoint", str(tmp_path / "nope.pt")]):
+    # --tasks: exactly the given tasks, in their order (the 2D-navigation paper goals' first three)
+    goals = json.loads((ROOT / "configs" / "paper" / "test_tasks" / "maml_2d_navigation.json").read_text())[:3]
+    (tmp_path / "goals.json").write_text(json.dumps(goals))
+    proc = metarl("eval", str(run_dir), "--tasks", str(tmp_path / "goals.json"), "--steps", "1", "--episodes", "2",
+                  "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    given = json.loads(out.read_text())
+    assert given["num_tasks"] == 3 and len(given["per_task_return"]) == 3
+    assert [r[0] for r in given["per_task_return"]] != [r[0] for r in result["per_task_return"][:3]]  # other tasks
+    (tmp_path / "wrong.json").write_text(json.dumps([{"velocity": 1.0}]))
+    for bad in (["--inner-lr", "0.5,-1"], ["--episodes", "0"], ["--checkpoint", str(tmp_path / "nope.pt")],
+                ["--tasks", str(tmp_path / "wrong.json")], ["--tasks", str(tmp_path / "none.json")],
+                ["--tasks", str(tmp_path / "goals.json"), "--num-tasks", "3"]):
         proc = metarl("eval", str(run_dir), *bad)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (bad, proc.stderr)
