@@ -237,9 +237,10 @@ def _markdown(spec: BenchSpec, rows: list[dict[str, Any]]) -> str:
         + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(r["mean_return"], r["std_return"]))
         + f" | {r['env_steps']:,.0f} | {r['minutes']:.1f} |\n" for r in rows)
     preset = f" Every trial starts from the preset {Path(spec.preset).name}." if spec.preset else ""
+    trains = spec.algos or set(spec.baselines) - {"random"}
+    training = f"{spec.iterations} training iterations per trial" if trains else "no training (random policies)"
     return (f"# metarl bench: {spec.family}\n\nReturn after k inner steps on the held-out test tasks, mean ± std over "
-            f"{spec.seeds} seed(s); {spec.iterations} training iterations per trial; env steps and minutes per "
-            f"trial.{preset}\n\n{head}{body}")
+            f"{spec.seeds} seed(s); {training}; env steps and minutes per trial.{preset}\n\n{head}{body}")
 
 
 def _learning_curve(paths: list[Path]) -> tuple[list[float], list[float]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from metarl.checkpoint import CheckpointError
 from metarl.config import Config, ConfigError, from_dict, load_config
-from metarl.families import FamilyError
+from metarl.families import FamilyError, TaskFamily, make_family
 
 
 class UsageError(Exception):
@@ -138,11 +138,9 @@ def _eval_protocol(config: Config, args: argparse.Namespace) -> Config:
     return replace(config, eval=replace(config.eval, **changes))
 
 
-def _eval_tasks(path: str, config: Config) -> list[dict]:
+def _eval_tasks(path: str, family: TaskFamily) -> list[dict]:
     """``--tasks FILE``: a JSON list of task dicts with the keys of the family's own tasks."""
     import numpy as np
-
-    from metarl.families import make_family
 
     where = f"eval --tasks {path}"
     try:
@@ -151,7 +149,6 @@ def _eval_tasks(path: str, config: Config) -> list[dict]:
         raise UsageError(f"{where}: cannot read it ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    family = make_family(config.family.name, config.family.version, **config.family.kwargs)
     keys = sorted(family.sample_tasks(np.random.default_rng(0), 1)[0])
     if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) and sorted(t) == keys for t in tasks):
         raise UsageError(f"{where}: give a non-empty JSON list of {family.name} tasks, each an object with the keys "
@@ -175,14 +172,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = _eval_protocol(from_dict(yaml.safe_load((run_dir / "config.yaml").read_text())), args)
     if args.tasks and args.num_tasks is not None:
         raise UsageError("eval: give --tasks FILE or --num-tasks N, not both (the file's tasks are all evaluated)")
-    tasks = _eval_tasks(args.tasks, config) if args.tasks else None
+    family = tasks = None
+    if args.tasks:  # checked before build() starts Ray, so that a wrong file gets a one-line error
+        family = make_family(config.family.name, config.family.version, **config.family.kwargs)
+        tasks = _eval_tasks(args.tasks, family)
     if args.plot:
         import matplotlib  # noqa: F401  (fail before the evaluation if plotting cannot work)
-    parts = build(config, theta=load_checkpoint(checkpoint)["theta"])
+    parts = build(config, theta=load_checkpoint(checkpoint)["theta"], family=family)
     try:
         result = meta_test(parts.pool, parts.learner, parts.family, config, tasks)
     finally:
         parts.close()
+    if args.tasks:
+        result["tasks_file"] = args.tasks  # which tasks were scored: the JSON alone must say
     text = json.dumps(result)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -253,7 +255,6 @@ def cmd_algos(args: argparse.Namespace) -> int:
 
 def cmd_check_family(args: argparse.Namespace) -> int:
     from metarl.check import check_family
-    from metarl.families import make_family
 
     make_family(args.family, args.version)  # an unknown family or version is bad input: one line, exit 2
     results = check_family(args.family, args.version)

@@ -35,11 +35,14 @@ class Components:
             self.learner.close()
 
 
-def build(config: Config, theta: Params | None = None, theta_source: Path | None = None) -> Components:
+def build(config: Config, theta: Params | None = None, theta_source: Path | None = None,
+          family: TaskFamily | None = None) -> Components:
     """θ is ``theta`` (a checkpoint's, read from ``theta_source``) or freshly initialised from the config's seed.
+    ``family``: the config's family already made by the caller (making Meta-World's takes tens of seconds).
     Ray is started (or joined, ``ray.address``) before the pool, so a wrong address fails here, before a caller
     writes anything."""
-    family = make_family(config.family.name, config.family.version, **config.family.kwargs)
+    if family is None:
+        family = make_family(config.family.name, config.family.version, **config.family.kwargs)
     config = replace(config, family=replace(config.family, version=family.version))
     policy = make_policy(family.observation_space, family.action_space, **config.policy.spec())
     fresh = policy.init_params(torch.Generator().manual_seed(seeding.derive_seed(config.seed, seeding.LEARNER)))

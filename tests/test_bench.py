@@ -16,7 +16,7 @@ import torch
 from processes import ROOT, metarl
 
 from metarl.baselines import OracleEnv, pretrained_config, run_baseline
-from metarl.bench import BenchSpec, validate
+from metarl.bench import BenchSpec, _markdown, validate
 from metarl.components import build
 from metarl.config import ConfigError, from_dict
 
@@ -88,6 +88,15 @@ def test_bench_config_starts_every_trial_from_the_preset():
         assert config.eval.inner_lr == (0.5, 0.25) and config.eval.episodes == 40 and config.train.iterations == 3
     assert maml.algo.inner_lr == pretrained.algo.inner_lr == 0.5 and promp.algo.name == "promp"
     assert promp.algo.inner_lr != 0.5
+
+
+@pytest.mark.parametrize("algos, baselines, says", [
+    ((), ("random",), "no training (random policies)"),
+    ((), ("random", "pretrained"), "7 training iterations per trial"),
+    (("maml-trpo",), ("random",), "7 training iterations per trial")])
+def test_bench_table_says_whether_its_trials_trained(algos, baselines, says):
+    spec = BenchSpec(family="2d-navigation", version=None, algos=algos, baselines=baselines, seeds=1, iterations=7)
+    assert says in _markdown(spec, [])
 
 
 def test_bench_config_errors_are_one_line(tmp_path):

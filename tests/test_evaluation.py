@@ -115,6 +115,7 @@ def test_periodic_meta_test_writes_metrics_histograms_image_and_layout(tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     given = json.loads(out.read_text())
     assert given["num_tasks"] == 3 and len(given["per_task_return"]) == 3
+    assert given["tasks_file"] == str(tmp_path / "goals.json") and "tasks_file" not in result
     assert [r[0] for r in given["per_task_return"]] != [r[0] for r in result["per_task_return"][:3]]  # other tasks
     (tmp_path / "wrong.json").write_text(json.dumps([{"velocity": 1.0}]))
     for bad in (["--inner-lr", "0.5,-1"], ["--episodes", "0"], ["--checkpoint", str(tmp_path / "nope.pt")],
