@@ -201,9 +201,10 @@ def write_outputs(spec: BenchSpec, out: Path) -> None:
             records.append(json.loads(path.read_text()))
     (out / "bench.json").write_text(json.dumps({"spec": to_plain(spec), "trials": records}, indent=1) + "\n")
     rows = _aggregate(records)
-    (out / "bench.md").write_text(_markdown(spec, rows))
+    reference = spec.config(spec.trials()[0]).eval.reference() if spec.trials() else None
+    (out / "bench.md").write_text(_markdown(spec, rows, reference))
     title = f"{spec.family} ({rows[0]['version'] if rows else ''}), {spec.seeds} seed(s)"
-    plots.save(plots.adaptation_figure({r["name"]: r for r in rows}, title), out / "adaptation.png")
+    plots.save(plots.adaptation_figure({r["name"]: r for r in rows}, title, reference), out / "adaptation.png")
     curves = {}
     for name in spec.algos:
         runs = [out / r["run_dir"] / "metrics.jsonl" for r in records if r["name"] == name]
@@ -228,7 +229,8 @@ def _aggregate(records: list[dict]) -> list[dict[str, Any]]:
     return rows
 
 
-def _markdown(spec: BenchSpec, rows: list[dict[str, Any]]) -> str:
+def _markdown(spec: BenchSpec, rows: list[dict[str, Any]],
+              reference: tuple[str, tuple[float, ...]] | None = None) -> str:
     steps = rows[0]["steps"] if rows else []
     head = "| | " + " | ".join(f"step {k}" for k in steps) + " | env steps | minutes |\n"
     head += "|---|" + "---|" * (len(steps) + 2) + "\n"
@@ -236,6 +238,10 @@ def _markdown(spec: BenchSpec, rows: list[dict[str, Any]]) -> str:
         f"| {r['name']}{' (baseline)' if r['kind'] == 'baseline' else ''} | "
         + " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(r["mean_return"], r["std_return"]))
         + f" | {r['env_steps']:,.0f} | {r['minutes']:.1f} |\n" for r in rows)
+    if reference is not None and steps:
+        label, values = reference
+        cells = [f"{values[k]:.1f}" if k < len(values) else "" for k in range(len(steps))]
+        body += f"| {label} (reference) | " + " | ".join(cells) + " | | |\n"
     preset = f" Every trial starts from the preset {Path(spec.preset).name}." if spec.preset else ""
     trains = spec.algos or set(spec.baselines) - {"random"}
     training = f"{spec.iterations} training iterations per trial" if trains else "no training (random policies)"

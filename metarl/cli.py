@@ -192,7 +192,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from metarl import plots
 
         title = f"{result['family']} {result['version']}, {result['num_tasks']} test tasks"
-        plots.save(plots.adaptation_figure({config.algo.name: result}, title), args.plot)
+        plots.save(plots.adaptation_figure({config.algo.name: result}, title, config.eval.reference()), args.plot)
     print(text)
     return 0
 

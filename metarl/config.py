@@ -7,6 +7,7 @@ into exit code 2 before any work (Ray, files) starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -126,6 +127,15 @@ class EvalConfig:
     """Episodes per task and step; null = sampler.episodes_per_task."""
     inner_lr: float | tuple[float, ...] | None = None
     """Step size per inner step (the last one repeats); null = algo.inner_lr."""
+    reference_return: tuple[float, ...] | None = None
+    """A published adaptation curve to compare with (e.g. a paper's row): mean return after 0, 1, … inner steps.
+    bench.md and the adaptation plots show it beside the measured curve; it changes nothing that is measured."""
+    reference_label: str = "reference"
+    """Where reference_return comes from (its legend and table label)."""
+
+    def reference(self) -> tuple[str, tuple[float, ...]] | None:
+        """(label, curve) for the plots and tables, or None."""
+        return (self.reference_label, self.reference_return) if self.reference_return else None
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ _RANGES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "eval.episodes": (lambda v: v >= 1, "null (sampler.episodes_per_task) or an integer >= 1"),
     "eval.inner_lr": (lambda v: all(x > 0 for x in (v if isinstance(v, tuple) else (v,))) and v != (),
                       "null (algo.inner_lr), a number > 0 or a list of numbers > 0"),
+    "eval.reference_return": (lambda v: len(v) >= 1 and all(math.isfinite(x) for x in v),
+                              "null or a non-empty list of finite numbers (mean return after 0, 1, ... steps)"),
     "train.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
     "train.keep_checkpoints": (lambda v: v >= 0, "an integer >= 0 (0 = keep every checkpoint)"),
     "sampler.cpus_per_worker": (lambda v: 0 < v < float("inf"), "a finite number > 0"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,17 @@ class RunLogger:
                                   speed=f"{scalars.get('perf/env_steps_per_s', 0) / 1e3:,.0f}k env-steps/s",
                                   ret=f"return@{k}: {metrics[f'return_step_{k}']:.2f}")
 
-    def log_meta_test(self, iteration: int, result: dict[str, Any], label: str) -> None:
-        """Per-task return histograms of each inner step and the adaptation-curve figure of one meta-test."""
+    def log_meta_test(self, iteration: int, result: dict[str, Any], label: str,
+                      reference: tuple[str, Sequence[float]] | None = None) -> None:
+        """Per-task return histograms of each inner step and the adaptation-curve figure of one meta-test (with the
+        config's published reference curve, where it has one)."""
         from metarl import plots
 
         per_task = np.asarray(result["per_task_return"])  # [tasks, steps + 1]
         for k in result["steps"]:
             self.writer.add_histogram(f"meta_test/per_task_return_step_{k}", per_task[:, k], global_step=iteration)
         title = f"meta-test at iteration {iteration} ({result['num_tasks']} tasks)"
-        self.writer.add_figure("meta_test/adaptation_curve", plots.adaptation_figure({label: result}, title),
+        self.writer.add_figure("meta_test/adaptation_curve", plots.adaptation_figure({label: result}, title, reference),
                                global_step=iteration)
         self.writer.flush()
 

@@ -13,14 +13,20 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def adaptation_figure(curves: Mapping[str, Mapping], title: str = "") -> Figure:
-    """One line per label from eval-JSON-like dicts with ``steps``, ``mean_return`` and ``ci95_return``."""
+def adaptation_figure(curves: Mapping[str, Mapping], title: str = "",
+                      reference: tuple[str, Sequence[float]] | None = None) -> Figure:
+    """One line per label from eval-JSON-like dicts with ``steps``, ``mean_return`` and ``ci95_return``; plus
+    ``reference`` = (label, mean return per step), e.g. a paper's row, dashed, over the steps the curves have."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for label, result in curves.items():
         steps, mean, ci = result["steps"], result["mean_return"], result["ci95_return"]
         line, = ax.plot(steps, mean, marker="o", label=label)
         ax.fill_between(steps, [m - c for m, c in zip(mean, ci)], [m + c for m, c in zip(mean, ci)],
                         color=line.get_color(), alpha=0.2)
+    if reference is not None:
+        label, values = reference
+        n = len(next(iter(curves.values()))["steps"]) if curves else len(values)
+        ax.plot(range(min(n, len(values))), values[:n], color="black", linestyle="--", marker="s", label=label)
     ax.set_xlabel("inner steps")
     ax.set_ylabel("mean return (95% band)")
     ax.set_xticks(list(next(iter(curves.values()))["steps"]) if curves else [])

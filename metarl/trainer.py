@@ -123,7 +123,7 @@ class Trainer:
                 metrics[f"meta_test_success_step_{k}"] = scalars[f"meta_test/success_step_{k}"] = value
         self.logger.log(it, self.env_steps, metrics, scalars)
         if tested is not None:
-            self.logger.log_meta_test(it, tested, self.config.algo.name)
+            self.logger.log_meta_test(it, tested, self.config.algo.name, self.config.eval.reference())
 
     def state(self, it: int) -> dict[str, Any]:
         """Everything a bit-identical resume needs, copied (the optimiser updates its tensors in place)."""

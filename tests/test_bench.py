@@ -87,6 +87,7 @@ def test_bench_config_starts_every_trial_from_the_preset():
         assert config.family.version == "finn2017" and config.policy.hidden_sizes == (100, 100)
         assert config.eval.inner_lr == (0.5, 0.25) and config.eval.episodes == 40 and config.train.iterations == 3
     assert maml.algo.inner_lr == pretrained.algo.inner_lr == 0.5 and promp.algo.name == "promp"
+    assert maml.eval.reference() == ("MAML paper", (-40.4, -11.7, -3.3, -3.2))  # the preset's published row
     assert promp.algo.inner_lr != 0.5
 
 
@@ -97,6 +98,16 @@ def test_bench_config_starts_every_trial_from_the_preset():
 def test_bench_table_says_whether_its_trials_trained(algos, baselines, says):
     spec = BenchSpec(family="2d-navigation", version=None, algos=algos, baselines=baselines, seeds=1, iterations=7)
     assert says in _markdown(spec, [])
+
+
+def test_bench_table_shows_the_reference_curve_over_its_own_steps():
+    spec = BenchSpec(family="2d-navigation", version=None, algos=("maml-trpo",), baselines=(), seeds=1, iterations=7)
+    row = {"name": "maml-trpo", "kind": "algo", "steps": [0, 1], "mean_return": [-40.0, -12.0],
+           "std_return": [1.0, 0.5], "env_steps": 100.0, "minutes": 0.5}
+    table = _markdown(spec, [row], ("MAML paper", (-40.4, -11.7, -3.3, -3.2)))
+    assert "| maml-trpo | -40.0 ± 1.0 | -12.0 ± 0.5 |" in table
+    assert "| MAML paper (reference) | -40.4 | -11.7 | | |" in table and "-3.3" not in table
+    assert "reference" not in _markdown(spec, [row])
 
 
 def test_bench_config_errors_are_one_line(tmp_path):

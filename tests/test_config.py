@@ -89,6 +89,9 @@ def _error(overrides, data=None) -> str:
     ("learner.device=tpu", "learner.device", ["auto", "cpu", "cuda"]),
     ("policy.hidden_sizes=[64, 0]", "policy.hidden_sizes", ["positive"]),
     ("algo.ls_backtrack_ratio=1", "algo.ls_backtrack_ratio", ["(0, 1)"]),
+    ("eval.reference_return=[]", "eval.reference_return", ["non-empty", "finite"]),
+    ("eval.reference_return=[-40.4, .nan]", "eval.reference_return", ["finite"]),
+    ("eval.reference_return=high", "eval.reference_return", ["list"]),
 ])
 def test_bad_values_raise_one_line_config_error(override, key, allowed):
     message = _error([override])

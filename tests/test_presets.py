@@ -75,8 +75,9 @@ def test_preset_loads_and_family_builds(path):
 
 
 TRUST_REGION_KEYS = {"algo.max_kl", "algo.cg_iters", "algo.cg_damping", "algo.ls_max_steps", "algo.ls_backtrack_ratio"}
-# Keys a preset may set where they apply (subsampled KL products: the hand-derived trust-region path only).
-OPTIONAL_KEYS = {"algo.fvp_subsample"}
+# Keys a preset may set where they apply (subsampled KL products: the hand-derived trust-region path only; a
+# published curve to compare with: the paper presets).
+OPTIONAL_KEYS = {"algo.fvp_subsample", "eval.reference_return", "eval.reference_label"}
 
 
 def preset_keys(path: Path) -> set[str]:
