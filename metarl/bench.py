@@ -15,13 +15,16 @@ import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from metarl.algorithms.registry import ALGORITHMS
 from metarl.baselines import BASELINES, run_baseline
 from metarl.config import Config, ConfigError, from_dict
+
+if TYPE_CHECKING:  # matplotlib is imported only where a figure is drawn
+    from metarl.plots import Reference
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SPEC_FILE = "bench_spec.json"
@@ -229,8 +232,7 @@ def _aggregate(records: list[dict]) -> list[dict[str, Any]]:
     return rows
 
 
-def _markdown(spec: BenchSpec, rows: list[dict[str, Any]],
-              reference: tuple[str, tuple[float, ...]] | None = None) -> str:
+def _markdown(spec: BenchSpec, rows: list[dict[str, Any]], reference: Reference | None = None) -> str:
     steps = rows[0]["steps"] if rows else []
     head = "| | " + " | ".join(f"step {k}" for k in steps) + " | env steps | minutes |\n"
     head += "|---|" + "---|" * (len(steps) + 2) + "\n"

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
+
+if TYPE_CHECKING:  # matplotlib is imported only where a figure is drawn
+    from metarl.plots import Reference
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -92,7 +94,7 @@ class RunLogger:
                                   ret=f"return@{k}: {metrics[f'return_step_{k}']:.2f}")
 
     def log_meta_test(self, iteration: int, result: dict[str, Any], label: str,
-                      reference: tuple[str, Sequence[float]] | None = None) -> None:
+                      reference: Reference | None = None) -> None:
         """Per-task return histograms of each inner step and the adaptation-curve figure of one meta-test (with the
         config's published reference curve, where it has one)."""
         from metarl import plots

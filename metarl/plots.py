@@ -12,12 +12,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
 
+Reference = tuple[str, Sequence[float]]
+"""A published adaptation curve: (label, mean return after 0, 1, ... inner steps), from ``EvalConfig.reference``."""
 
-def adaptation_figure(curves: Mapping[str, Mapping], title: str = "",
-                      reference: tuple[str, Sequence[float]] | None = None) -> Figure:
+
+def adaptation_figure(curves: Mapping[str, Mapping], title: str = "", reference: Reference | None = None) -> Figure:
     """One line per label from eval-JSON-like dicts with ``steps``, ``mean_return`` and ``ci95_return``; plus
     ``reference`` = (label, mean return per step), e.g. a paper's row, dashed, over the steps the curves have."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    shown = list(next(iter(curves.values()))["steps"]) if curves else []
     for label, result in curves.items():
         steps, mean, ci = result["steps"], result["mean_return"], result["ci95_return"]
         line, = ax.plot(steps, mean, marker="o", label=label)
@@ -25,11 +28,11 @@ def adaptation_figure(curves: Mapping[str, Mapping], title: str = "",
                         color=line.get_color(), alpha=0.2)
     if reference is not None:
         label, values = reference
-        n = len(next(iter(curves.values()))["steps"]) if curves else len(values)
-        ax.plot(range(min(n, len(values))), values[:n], color="black", linestyle="--", marker="s", label=label)
+        n = min(len(shown) if curves else len(values), len(values))
+        ax.plot(range(n), values[:n], color="black", linestyle="--", marker="s", label=label)
     ax.set_xlabel("inner steps")
     ax.set_ylabel("mean return (95% band)")
-    ax.set_xticks(list(next(iter(curves.values()))["steps"]) if curves else [])
+    ax.set_xticks(shown)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
