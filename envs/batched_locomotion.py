@@ -9,9 +9,16 @@ It reproduces the family's Gymnasium env (``HalfCheetahTaskEnv`` / ``AntTaskEnv`
 same model, frame skip and constants (read from a reference env built by the family, so family kwargs apply), the
 same reset (Gymnasium's seeding of ``np_random`` from each episode's seed, ``mj_resetData``, the env's own
 ``initial_state`` draw, ``mj_forward``), ``mj_rnePostConstraint`` after each step where the contact forces are used
-(Ant), the authors' cheetah's ``mj_step2``/``mj_step1``/``mj_subtreeVel`` sequence (``HalfCheetahCOMTaskEnv``),
-and the same floating-point operations in the same order. An episode that terminated is not stepped again (its
-reward is 0 and ``terminated`` stays set), as in the sampler's Gymnasium path.
+(Ant), and the same floating-point operations in the same order. An episode that terminated is not stepped again
+(its reward is 0 and ``terminated`` stays set), as in the sampler's Gymnasium path.
+
+The MAML authors' cheetah (``HalfCheetahCOMTaskEnv``: one physics step per env step, so per-env Python work would
+cost as much as the physics) is the exception: all its episodes take one ``mujoco.rollout`` call per step (states
+in, states out, no Python per episode), and the centre of mass and its velocity come from planar_kinematics.py
+instead of an MjData. Two things differ from its Gymnasium env, both at rounding level: the constraint solver starts
+each step without the previous step's accelerations as warm start (rollout takes states, which do not hold them),
+and the centre of mass is summed in another order. Observations and rewards agree to about 1e-10
+(tests/test_envs_batched_locomotion.py).
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import mujoco
+import mujoco.rollout
 import numpy as np
 from gymnasium.utils.seeding import np_random
 from metarl.envs.locomotion import AntTaskEnv, HalfCheetahCOMTaskEnv, HalfCheetahTaskEnv
+from metarl.envs.planar_kinematics import PlanarSubtreeCOM
 
 
 class BatchedLocomotionEnv:
@@ -41,18 +50,25 @@ class BatchedLocomotionEnv:
         self.model = model = ref.model
         self._frame_skip, self._dt, self._horizon = int(ref.frame_skip), ref.dt, int(ref.horizon)
         self._ctrl_weight = ref._ctrl_cost_weight
-        self._datas = [mujoco.MjData(model) for _ in range(n)]
-        # Views into each MjData (valid for its lifetime): no attribute lookups in the step loop.
-        self._ctrl = [d.ctrl for d in self._datas]
-        self._qpos_of = [d.qpos for d in self._datas]
-        self._qvel_of = [d.qvel for d in self._datas]
-        self._cfrc_of = [d.cfrc_ext for d in self._datas]
-        if self._com:
-            torso = ref.torso
-            self._com_of = [d.subtree_com[torso] for d in self._datas]
-            self._comvel_of = [d.subtree_linvel[torso] for d in self._datas]
+        if self._com:  # the physics state of every episode: MuJoCo's mjSTATE_FULLPHYSICS, rolled out together
+            self._rollout = mujoco.rollout.Rollout(nthread=0)
+            self._rollout_models, self._rollout_data = [model] * n, [mujoco.MjData(model)]
+            self._state = np.zeros((n, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
+            # mjSTATE_FULLPHYSICS is time, qpos, qvel (the cheetah has no activations or plugin state)
+            self._qpos_cols, self._qvel_cols = slice(1, 1 + model.nq), slice(1 + model.nq, 1 + model.nq + model.nv)
+            self._next = np.zeros((n, 1, self._state.shape[1]))
+            self._no_warmstart = np.zeros((n, model.nv))
+            self._no_sensors = np.zeros((n, 1, model.nsensordata))
+            self._kinematics = PlanarSubtreeCOM(model, ref.torso)
             self._com_pos = np.zeros((n, 3))
             self._com_vel = np.zeros((n, 3))
+        else:
+            self._datas = [mujoco.MjData(model) for _ in range(n)]
+            # Views into each MjData (valid for its lifetime): no attribute lookups in the step loop.
+            self._ctrl = [d.ctrl for d in self._datas]
+            self._qpos_of = [d.qpos for d in self._datas]
+            self._qvel_of = [d.qvel for d in self._datas]
+            self._cfrc_of = [d.cfrc_ext for d in self._datas]
         self._qpos = np.zeros((n, model.nq))
         self._qvel = np.zeros((n, model.nv))
         self._cfrc = np.zeros((n, model.nbody, 6))
@@ -82,11 +98,18 @@ class BatchedLocomotionEnv:
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         model = self.model
-        for i, (data, seed) in enumerate(zip(self._datas, seeds)):
-            mujoco.mj_resetData(model, data)
-            data.qpos[:], data.qvel[:] = self._ref.initial_state(np_random(int(seed))[0])
-            mujoco.mj_forward(model, data)
-            self._gather(i)
+        if self._com:
+            self._state[:] = 0.0
+            for i, seed in enumerate(seeds):
+                self._qpos[i], self._qvel[i] = self._ref.initial_state(np_random(int(seed))[0])
+            self._state[:, self._qpos_cols], self._state[:, self._qvel_cols] = self._qpos, self._qvel
+            self._com_pos, self._com_vel = self._kinematics(self._qpos, self._qvel)
+        else:
+            for i, (data, seed) in enumerate(zip(self._datas, seeds)):
+                mujoco.mj_resetData(model, data)
+                data.qpos[:], data.qvel[:] = self._ref.initial_state(np_random(int(seed))[0])
+                mujoco.mj_forward(model, data)
+                self._gather(i)
         self._done[:] = False
         self._live = list(range(self.num_envs))
         self._t = 0
@@ -97,16 +120,36 @@ class BatchedLocomotionEnv:
         self._qvel[i] = self._qvel_of[i]
         if self._ant:
             self._cfrc[i] = self._cfrc_of[i]
-        if self._com:
-            self._com_pos[i] = self._com_of[i]
 
     def step(self, actions: np.ndarray):
         """Step every live episode by one control step with ``actions[i]`` (as given: the sampler clips them)."""
         actions = np.asarray(actions)
+        if self._com:
+            self._roll(actions)
+            velocity = self._com_vel[:, :2]
+        else:
+            before = self._qpos[:, :2].copy()
+            self._step_each(actions)
+            velocity = (self._qpos[:, :2] - before) / self._dt
+        self._t += 1
+        stepped = np.zeros(self.num_envs, dtype=bool)
+        stepped[self._live] = True
+        # float(np.sum(np.square(action))) per env in the action's own dtype, then the weight in float64.
+        ctrl_cost = self._ctrl_weight * np.square(actions).sum(axis=1).astype(np.float64)
+        rewards, terminated = self._ant_step(velocity, ctrl_cost) if self._ant else self._cheetah_step(velocity,
+                                                                                                        ctrl_cost)
+        rewards[~stepped] = 0.0
+        self._done |= terminated & stepped
+        if self._done[self._live].any():
+            self._live = [i for i in self._live if not self._done[i]]
+        truncated = np.full(self.num_envs, self._t >= self._horizon) & stepped
+        return self._observe(), rewards, self._done.copy(), {"truncated": truncated}
+
+    def _step_each(self, actions: np.ndarray) -> None:
+        """One MjData per live episode, stepped in turn."""
         model, frame_skip, step = self.model, self._frame_skip, mujoco.mj_step
         datas, ctrl, qpos_of, qvel_of, cfrc_of = self._datas, self._ctrl, self._qpos_of, self._qvel_of, self._cfrc_of
         qpos, qvel, cfrc = self._qpos, self._qvel, self._cfrc
-        before = qpos[:, :2].copy()
         if self._ant:
             post = mujoco.mj_rnePostConstraint  # the contact forces (cfrc_ext) the Ant reward and observation use
             for i in self._live:
@@ -116,40 +159,21 @@ class BatchedLocomotionEnv:
                 qpos[i] = qpos_of[i]
                 qvel[i] = qvel_of[i]
                 cfrc[i] = cfrc_of[i]
-        elif self._com:  # HalfCheetahCOMTaskEnv.step: finish the step, then the new state's position/velocity stage
-            step1, step2, subtree_vel = mujoco.mj_step1, mujoco.mj_step2, mujoco.mj_subtreeVel
-            com_of, comvel_of, com_pos, com_vel = self._com_of, self._comvel_of, self._com_pos, self._com_vel
-            for i in self._live:
-                ctrl[i][:] = actions[i]
-                data = datas[i]
-                for _ in range(frame_skip):
-                    step2(model, data)
-                    step1(model, data)
-                subtree_vel(model, data)
-                qpos[i] = qpos_of[i]
-                qvel[i] = qvel_of[i]
-                com_pos[i] = com_of[i]
-                com_vel[i] = comvel_of[i]
         else:
             for i in self._live:
                 ctrl[i][:] = actions[i]
                 step(model, datas[i], frame_skip)
                 qpos[i] = qpos_of[i]
                 qvel[i] = qvel_of[i]
-        self._t += 1
-        stepped = np.zeros(self.num_envs, dtype=bool)
-        stepped[self._live] = True
-        # float(np.sum(np.square(action))) per env in the action's own dtype, then the weight in float64.
-        ctrl_cost = self._ctrl_weight * np.square(actions).sum(axis=1).astype(np.float64)
-        velocity = self._com_vel[:, :2] if self._com else (qpos[:, :2] - before) / self._dt
-        rewards, terminated = self._ant_step(velocity, ctrl_cost) if self._ant else self._cheetah_step(velocity,
-                                                                                                        ctrl_cost)
-        rewards[~stepped] = 0.0
-        self._done |= terminated & stepped
-        if self._done[self._live].any():
-            self._live = [i for i in self._live if not self._done[i]]
-        truncated = np.full(self.num_envs, self._t >= self._horizon) & stepped
-        return self._observe(), rewards, self._done.copy(), {"truncated": truncated}
+
+    def _roll(self, actions: np.ndarray) -> None:
+        """The authors' cheetah: one rollout step of every episode (none terminates), then the centre of mass."""
+        self._rollout.rollout(self._rollout_models, self._rollout_data, self._state,
+                              np.asarray(actions, dtype=np.float64)[:, None, :], skip_checks=True, nstep=1,
+                              initial_warmstart=self._no_warmstart, state=self._next, sensordata=self._no_sensors)
+        self._state[:] = self._next[:, 0]
+        self._qpos[:], self._qvel[:] = self._state[:, self._qpos_cols], self._state[:, self._qvel_cols]
+        self._com_pos, self._com_vel = self._kinematics(self._qpos, self._qvel)
 
     def _cheetah_step(self, velocity: np.ndarray, ctrl_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         vx = velocity[:, 0]

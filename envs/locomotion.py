@@ -258,7 +258,8 @@ class _LocomotionFamily:
     (``env_cls``) and the env's reward constants (``env``); keyword arguments to the family override the env
     constants (e.g. ``terminate_when_unhealthy=False``).
     The sampler steps ``make_batched_env(n)`` (one MjModel, n MjData, the rest in numpy; equal to ``make_env``'s
-    envs bit for bit), at most ``max_envs`` episodes at once (an Ant MjData is about 0.5 MB).
+    envs bit for bit, the authors' cheetah to rounding), at most ``max_envs`` episodes at once (an Ant MjData is
+    about 0.5 MB).
     """
 
     max_envs = 256

@@ -1,8 +1,10 @@
-"""envs/batched_locomotion.py: the locomotion families' batched MuJoCo env equals their Gymnasium env bit for bit.
+"""envs/batched_locomotion.py: the locomotion families' batched MuJoCo env equals their Gymnasium env.
 
 From the same reset seeds (so the same initial states) and the same actions, every step's observation, reward,
 termination and truncation must be exactly equal (np.array_equal, no tolerance) to the family's own Gymnasium env
-stepped one at a time, and a rollout worker's batched samples must equal its Gymnasium path's.
+stepped one at a time, and a rollout worker's batched samples must equal its Gymnasium path's. The MAML authors'
+cheetah (finn2017), whose batched path is MuJoCo's rollout without warm start plus planar kinematics, must agree to
+rounding: rewards to 1e-9, float32 observations to 1e-6 relative.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from metarl.envs.locomotion import HalfCheetahCOMTaskEnv
 
 from metarl.families import make_family
 from metarl.policies import expand, to_numpy
@@ -20,6 +23,18 @@ CASES = [("halfcheetah-vel", "finn2017", {}), ("halfcheetah-dir", "finn2017", {}
          ("halfcheetah-dir", "rothfuss2019", {}),
          ("ant-vel", "finn2017", {"healthy_z_range": (0.45, 1.0)}), ("ant-dir", "finn2017", {}),
          ("ant-dir", "angle", {}), ("ant-goal", "finn2017", {}), ("ant-goal", "rothfuss2019", {})]
+
+
+def _exact(family) -> bool:
+    """False for the authors' cheetah, whose batched path agrees with its Gymnasium env to rounding only."""
+    return not isinstance(family.make_env().unwrapped, HalfCheetahCOMTaskEnv)
+
+
+def _assert_equal(actual, expected, exact: bool, rtol: float, message=None):
+    if exact:
+        assert np.array_equal(actual, expected), message
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol, err_msg=str(message))
 
 
 def _step_gym_envs(family, tasks, seeds, actions):
@@ -51,21 +66,22 @@ def test_batched_env_equals_gymnasium_env_step_for_step(name, version, kwargs):
     actions = np.random.default_rng(2).uniform(space.low, space.high, (family.horizon, n, *space.shape))
     actions = actions.astype(np.float32)
     expected = _step_gym_envs(family, tasks, seeds, actions)
+    exact = _exact(family)
 
     env = family.make_batched_env(n)
     env.set_tasks(tasks)
     obs = env.reset(seeds)
     assert obs.dtype == np.float32 and obs.shape == (n, *family.observation_space.shape)
     for i in range(n):
-        assert np.array_equal(obs[i], expected[i][0][0])
+        _assert_equal(obs[i], expected[i][0][0], exact, 1e-6)
     for t in range(family.horizon):
         obs, rewards, terminated, info = env.step(actions[t])
         for i, (e_obs, e_rew, e_term, e_trunc) in enumerate(expected):
             if t >= len(e_rew):  # ended before: not stepped any more
                 assert rewards[i] == 0.0 and terminated[i] == e_term[-1]
                 continue
-            assert np.array_equal(obs[i], e_obs[t + 1]), (t, i)
-            assert rewards[i] == e_rew[t], (t, i, rewards[i] - e_rew[t])
+            _assert_equal(obs[i], e_obs[t + 1], exact, 1e-6, (t, i))
+            _assert_equal(rewards[i], e_rew[t], exact, 1e-9, (t, i))
             assert terminated[i] == e_term[t] and info["truncated"][i] == e_trunc[t], (t, i)
     if name == "ant-vel":  # the case is built so that termination is exercised, at different steps
         lengths = [len(e[1]) for e in expected]
@@ -85,5 +101,6 @@ def test_worker_samples_the_same_through_batched_and_gymnasium_envs(name):
     gym_worker.family.make_batched_env = None  # a family with only make_env: the GymBatchedEnv path
     via_gym = gym_worker.sample(tasks, params, episodes=2, seeds=[5, 6, 7])
     assert type(gym_worker._env(6)).__name__ == "GymBatchedEnv"
+    exact = _exact(batched_worker.family)
     for field in ("obs", "actions", "rewards", "mask"):
-        assert np.array_equal(getattr(batched, field), getattr(via_gym, field)), field
+        _assert_equal(getattr(batched, field), getattr(via_gym, field), exact, 1e-6, field)
