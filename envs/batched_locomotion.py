@@ -56,9 +56,9 @@ class BatchedLocomotionEnv:
             self._state = np.zeros((n, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
             # mjSTATE_FULLPHYSICS is time, qpos, qvel (the cheetah has no activations or plugin state)
             self._qpos_cols, self._qvel_cols = slice(1, 1 + model.nq), slice(1 + model.nq, 1 + model.nq + model.nv)
-            self._next = np.zeros((n, 1, self._state.shape[1]))
+            self._next = np.zeros((n, self._frame_skip, self._state.shape[1]))  # the state after each physics step
             self._no_warmstart = np.zeros((n, model.nv))
-            self._no_sensors = np.zeros((n, 1, model.nsensordata))
+            self._no_sensors = np.zeros((n, self._frame_skip, model.nsensordata))
             self._kinematics = PlanarSubtreeCOM(model, ref.torso)
             self._com_pos = np.zeros((n, 3))
             self._com_vel = np.zeros((n, 3))
@@ -167,11 +167,14 @@ class BatchedLocomotionEnv:
                 qvel[i] = qvel_of[i]
 
     def _roll(self, actions: np.ndarray) -> None:
-        """The authors' cheetah: one rollout step of every episode (none terminates), then the centre of mass."""
-        self._rollout.rollout(self._rollout_models, self._rollout_data, self._state,
-                              np.asarray(actions, dtype=np.float64)[:, None, :], skip_checks=True, nstep=1,
-                              initial_warmstart=self._no_warmstart, state=self._next, sensordata=self._no_sensors)
-        self._state[:] = self._next[:, 0]
+        """The authors' cheetah: one rollout of ``frame_skip`` physics steps for every episode (none terminates), then
+        the centre of mass."""
+        frame_skip = self._frame_skip
+        controls = np.repeat(np.asarray(actions, dtype=np.float64)[:, None, :], frame_skip, axis=1)
+        self._rollout.rollout(self._rollout_models, self._rollout_data, self._state, controls, skip_checks=True,
+                              nstep=frame_skip, initial_warmstart=self._no_warmstart, state=self._next,
+                              sensordata=self._no_sensors)
+        self._state[:] = self._next[:, -1]
         self._qpos[:], self._qvel[:] = self._state[:, self._qpos_cols], self._state[:, self._qvel_cols]
         self._com_pos, self._com_vel = self._kinematics(self._qpos, self._qvel)
 

@@ -20,6 +20,7 @@ from metarl.rollout import RolloutWorker
 
 # (family, version, kwargs): every task kind; the narrow healthy range makes Ant episodes terminate at different steps.
 CASES = [("halfcheetah-vel", "finn2017", {}), ("halfcheetah-dir", "finn2017", {}), ("halfcheetah-vel", "gym-v5", {}),
+         ("halfcheetah-vel", "finn2017", {"frame_skip": 2}),
          ("halfcheetah-dir", "rothfuss2019", {}),
          ("ant-vel", "finn2017", {"healthy_z_range": (0.45, 1.0)}), ("ant-dir", "finn2017", {}),
          ("ant-dir", "angle", {}), ("ant-goal", "finn2017", {}), ("ant-goal", "rothfuss2019", {})]
