@@ -1,8 +1,9 @@
 """envs/planar_kinematics.py: the centre of mass and its velocity in numpy equal MuJoCo's own.
 
 Reference: ``mj_forward`` then ``mj_subtreeVel`` on an MjData, one state at a time (``subtree_com`` and
-``subtree_linvel`` of the root body). Both cheetah models (the authors' and Gymnasium's), random states far from the
-initial pose, every body of the tree as the subtree's root.
+``subtree_linvel`` of the root body). Both cheetah models (the authors' and Gymnasium's) and a small planar model
+with what the cheetahs lack (body frames turned about y, a hinge about −y, a slide along y and a tilted one, joint
+anchors off the body origin, qpos0 ≠ 0), random states far from the initial pose, every body as the subtree's root.
 """
 
 from __future__ import annotations
@@ -16,8 +17,33 @@ from metarl.envs.planar_kinematics import PlanarSubtreeCOM
 
 from metarl.families import make_family
 
+PLANAR_XML = """
+<mujoco>
+  <worldbody>
+    <body name="base" pos="0.1 0.2 0.3" euler="0 30 0">
+      <joint name="tilted" type="slide" axis="1 0 1"/>
+      <joint name="sideways" type="slide" axis="0 1 0"/>
+      <joint name="pitch" type="hinge" axis="0 -1 0" pos="0.2 0 -0.1" ref="0.3"/>
+      <geom type="box" size="0.3 0.1 0.05" pos="0.05 0 0.02" mass="2"/>
+      <body name="arm" pos="0.4 0.1 0" euler="0 -50 0">
+        <joint name="elbow" type="hinge" axis="0 1 0" pos="-0.1 0 0.05"/>
+        <geom type="capsule" fromto="0 0 0 0.3 0 -0.2" size="0.04" mass="0.7"/>
+        <body name="hand" pos="0.3 0 -0.2">
+          <joint name="wrist" type="hinge" axis="0 -1 0"/>
+          <geom type="sphere" size="0.05" pos="0.05 0 0" mass="0.2"/>
+        </body>
+      </body>
+      <body name="tail" pos="-0.3 0 0">
+        <joint name="tail" type="hinge" axis="0 1 0" pos="0.02 0 0"/>
+        <geom type="capsule" fromto="0 0 0 -0.2 0 0.1" size="0.03" mass="0.3"/>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
 MODELS = {version: make_family("halfcheetah-vel", version).make_env().unwrapped.model
           for version in ("finn2017", "gym-v5")}
+MODELS["planar test model"] = mujoco.MjModel.from_xml_string(PLANAR_XML)
 
 
 def _mujoco(model, body, qpos, qvel):
