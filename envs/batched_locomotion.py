@@ -54,14 +54,14 @@ class BatchedLocomotionEnv:
             self._rollout = mujoco.rollout.Rollout(nthread=0)
             self._rollout_models, self._rollout_data = [model] * n, [mujoco.MjData(model)]
             self._state = np.zeros((n, mujoco.mj_stateSize(model, mujoco.mjtState.mjSTATE_FULLPHYSICS)))
-            # mjSTATE_FULLPHYSICS is time, qpos, qvel (the cheetah has no activations or plugin state)
-            self._qpos_cols, self._qvel_cols = slice(1, 1 + model.nq), slice(1 + model.nq, 1 + model.nq + model.nv)
+            # mjSTATE_FULLPHYSICS is time, qpos, qvel (the cheetah has no activations or plugin state): qpos and qvel
+            # are views of the state, not copies
+            nq, nv = model.nq, model.nv
+            self._qpos, self._qvel = self._state[:, 1:1 + nq], self._state[:, 1 + nq:1 + nq + nv]
             self._next = np.zeros((n, self._frame_skip, self._state.shape[1]))  # the state after each physics step
             self._no_warmstart = np.zeros((n, model.nv))
             self._no_sensors = np.zeros((n, self._frame_skip, model.nsensordata))
             self._kinematics = PlanarSubtreeCOM(model, ref.torso)
-            self._com_pos = np.zeros((n, 3))
-            self._com_vel = np.zeros((n, 3))
         else:
             self._datas = [mujoco.MjData(model) for _ in range(n)]
             # Views into each MjData (valid for its lifetime): no attribute lookups in the step loop.
@@ -69,8 +69,8 @@ class BatchedLocomotionEnv:
             self._qpos_of = [d.qpos for d in self._datas]
             self._qvel_of = [d.qvel for d in self._datas]
             self._cfrc_of = [d.cfrc_ext for d in self._datas]
-        self._qpos = np.zeros((n, model.nq))
-        self._qvel = np.zeros((n, model.nv))
+            self._qpos = np.zeros((n, model.nq))
+            self._qvel = np.zeros((n, model.nv))
         self._cfrc = np.zeros((n, model.nbody, 6))
         self._done = np.zeros(n, dtype=bool)
         self._live: list[int] = []
@@ -102,7 +102,6 @@ class BatchedLocomotionEnv:
             self._state[:] = 0.0
             for i, seed in enumerate(seeds):
                 self._qpos[i], self._qvel[i] = self._ref.initial_state(np_random(int(seed))[0])
-            self._state[:, self._qpos_cols], self._state[:, self._qvel_cols] = self._qpos, self._qvel
             self._com_pos, self._com_vel = self._kinematics(self._qpos, self._qvel)
         else:
             for i, (data, seed) in enumerate(zip(self._datas, seeds)):
@@ -175,7 +174,6 @@ class BatchedLocomotionEnv:
                               nstep=frame_skip, initial_warmstart=self._no_warmstart, state=self._next,
                               sensordata=self._no_sensors)
         self._state[:] = self._next[:, -1]
-        self._qpos[:], self._qvel[:] = self._state[:, self._qpos_cols], self._state[:, self._qvel_cols]
         self._com_pos, self._com_vel = self._kinematics(self._qpos, self._qvel)
 
     def _cheetah_step(self, velocity: np.ndarray, ctrl_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

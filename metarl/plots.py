@@ -28,7 +28,7 @@ def adaptation_figure(curves: Mapping[str, Mapping], title: str = "", reference:
                         color=line.get_color(), alpha=0.2)
     if reference is not None:
         label, values = reference
-        n = min(len(shown) if curves else len(values), len(values))
+        n = min(len(shown), len(values)) if curves else len(values)
         ax.plot(range(n), values[:n], color="black", linestyle="--", marker="s", label=label)
     ax.set_xlabel("inner steps")
     ax.set_ylabel("mean return (95% band)")
