@@ -5,7 +5,7 @@ and runs one trial after another on a laptop, each trial holding the CPUs of its
 trial trains (where it trains) and meta-tests with the config's ``eval:`` protocol on the same held-out tasks; its
 run directory sits under DIR/runs, so ``tensorboard --logdir DIR`` compares all of them. An interrupted bench
 continues with ``--resume DIR`` (Tune's own restore): finished trials are not run again. At the end DIR holds
-bench.json, bench.md, adaptation.png and learning.png.
+bench.json, bench.md, adaptation.png and learning.png (when a trial trains).
 """
 
 from __future__ import annotations
@@ -209,10 +209,11 @@ def write_outputs(spec: BenchSpec, out: Path) -> None:
     title = f"{spec.family} ({rows[0]['version'] if rows else ''}), {spec.seeds} seed(s)"
     plots.save(plots.adaptation_figure({r["name"]: r for r in rows}, title, reference), out / "adaptation.png")
     curves = {}
-    for name in spec.algos:
+    for name in [*spec.algos, *(b for b in spec.baselines if b == "pretrained")]:  # the trials that train
         runs = [out / r["run_dir"] / "metrics.jsonl" for r in records if r["name"] == name]
         curves[name] = _learning_curve([p for p in runs if p.is_file()])
-    plots.save(plots.learning_figure(curves, title), out / "learning.png")
+    if any(steps for steps, _ in curves.values()):  # no empty figure for a bench that trains nothing
+        plots.save(plots.learning_figure(curves, title), out / "learning.png")
 
 
 def _aggregate(records: list[dict]) -> list[dict[str, Any]]:
@@ -252,7 +253,8 @@ def _markdown(spec: BenchSpec, rows: list[dict[str, Any]], reference: Reference 
 
 
 def _learning_curve(paths: list[Path]) -> tuple[list[float], list[float]]:
-    """Post-adaptation return (the last return_step_k) against env steps, averaged over seeds per iteration."""
+    """Training return after the last inner step (return_step_K; K = 0 for the pretrained baseline) against env
+    steps, averaged over seeds per iteration."""
     runs = [[json.loads(line) for line in p.read_text().splitlines() if line.strip()] for p in paths]
     if not runs:
         return [], []

@@ -41,12 +41,12 @@ def adaptation_figure(curves: Mapping[str, Mapping], title: str = "", reference:
 
 
 def learning_figure(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = "") -> Figure:
-    """Post-adaptation return against env steps, one line per label."""
+    """Training return after the inner steps against env steps, one line per label."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for label, (steps, returns) in curves.items():
         ax.plot(steps, returns, label=label)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("return after adaptation")
+    ax.set_ylabel("training return after the inner steps")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")

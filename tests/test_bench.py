@@ -16,7 +16,7 @@ import torch
 from processes import ROOT, metarl
 
 from metarl.baselines import OracleEnv, pretrained_config, run_baseline
-from metarl.bench import BenchSpec, _markdown, validate
+from metarl.bench import BenchSpec, _markdown, validate, write_outputs
 from metarl.components import build
 from metarl.config import ConfigError, from_dict
 
@@ -98,6 +98,24 @@ def test_bench_config_starts_every_trial_from_the_preset():
 def test_bench_table_says_whether_its_trials_trained(algos, baselines, says):
     spec = BenchSpec(family="2d-navigation", version=None, algos=algos, baselines=baselines, seeds=1, iterations=7)
     assert says in _markdown(spec, [])
+
+
+@pytest.mark.parametrize("baselines, learning", [(("random",), False), (("random", "pretrained"), True)])
+def test_learning_figure_only_where_a_trial_trained(tmp_path, baselines, learning):
+    spec = BenchSpec(family="2d-navigation", version=None, algos=(), baselines=baselines, seeds=1, iterations=2)
+    for trial in spec.trials():  # what _trial leaves in each run directory
+        run_dir = tmp_path / "runs" / trial["label"]
+        run_dir.mkdir(parents=True)
+        evaluation = {"steps": [0, 1], "mean_return": [-40.0, -20.0], "ci95_return": [1.0, 1.0],
+                      "version": "finn2017"}
+        (run_dir / "trial.json").write_text(json.dumps({**trial, "env_steps": 800, "seconds": 1.0,
+                                                        "eval": evaluation, "run_dir": f"runs/{trial['label']}"}))
+        if trial["name"] == "pretrained":
+            (run_dir / "metrics.jsonl").write_text("".join(
+                json.dumps({"iteration": i, "env_steps": 400 * i, "return_step_0": -50.0 + i}) + "\n" for i in (1, 2)))
+    write_outputs(spec, tmp_path)
+    assert (tmp_path / "adaptation.png").is_file() and (tmp_path / "bench.md").is_file()
+    assert (tmp_path / "learning.png").is_file() == learning
 
 
 def test_bench_table_shows_the_reference_curve_over_its_own_steps():
