@@ -67,6 +67,14 @@ def test_worker_chunks_tasks_when_more_envs_than_max_envs():
     check_constant_rollouts(worker.sample(TASKS, constant_params(worker), episodes=2, seeds=SEEDS), 2)
 
 
+@pytest.mark.parametrize("version, whole", [("finn2017", True), ("gym-v5", False)])
+def test_authors_cheetah_samples_a_workers_paper_share_as_one_batch(version, whole):
+    """20 tasks × 27 episodes (the Dir preset's share per worker with the authors' batch) in one chunk where the
+    episodes are rollout states, in chunks where each holds an MjData."""
+    worker = RolloutWorker({"name": "halfcheetah-vel", "version": version, "kwargs": {}}, POLICY)
+    assert (worker.max_envs >= 20 * 27) == whole
+
+
 def test_gymnasium_env_path_matches_batched_env():
     params = to_numpy(expand(RolloutWorker(FAMILY, POLICY).policy.init_params(torch.Generator().manual_seed(3)),
                              len(TASKS)))
