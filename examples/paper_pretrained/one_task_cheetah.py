@@ -8,17 +8,18 @@ velocity 0.834 for the velocity run and, after the reset noise, 1.066, i.e. dire
 
 These families train on that one task and meta-test on the family's usual test distribution (``sample_test_tasks``),
 so ``metarl bench --baselines pretrained`` with ``family.name`` set to one of them trains the paper's pretrained
-baselines as the authors' code did (TRPO on 100 episodes per iteration, max-KL 0.01; the velocity run evaluated at
-iteration 475 with step sizes 0.02 then 0.01, the direction run after 1000 iterations with 0.2 then 0.1;
-docs/results.md)::
+baselines as the authors' code did: TRPO (MAML-TRPO's outer step with no inner step) on 100 episodes of the one
+task per iteration, one linear baseline and one advantage standardisation over all of them, max-KL 0.01; the
+velocity run evaluated at iteration 475 with step sizes 0.02 then 0.01, the direction run after 1000 iterations with
+0.2 then 0.1 (docs/results.md)::
 
     PYTHONPATH=examples/paper_pretrained metarl bench --config configs/paper/maml_halfcheetah_vel.yaml \
         --baselines pretrained --seeds 1 --iterations 475 --set family.name=one_task_cheetah:OneVelocityCheetah \
-        --set train.meta_batch_size=100 --set sampler.episodes_per_task=1 --set 'eval.inner_lr=[0.02,0.01]' \
-        --set train.eval_every=125
+        --set train.meta_batch_size=1 --set sampler.episodes_per_task=100 --set algo.max_kl=0.01 \
+        --set 'eval.inner_lr=[0.02,0.01]' --set train.eval_every=125
     PYTHONPATH=examples/paper_pretrained metarl bench --config configs/paper/maml_halfcheetah_dir.yaml \
         --baselines pretrained --seeds 1 --iterations 1000 --set family.name=one_task_cheetah:OneDirectionCheetah \
-        --set train.meta_batch_size=100 --set sampler.episodes_per_task=1 --set algo.max_kl=0.01 \
+        --set train.meta_batch_size=1 --set sampler.episodes_per_task=100 --set algo.max_kl=0.01 \
         --set 'eval.inner_lr=[0.2,0.1]' --set train.eval_every=250
 """
 
