@@ -209,10 +209,11 @@ def write_outputs(spec: BenchSpec, out: Path) -> None:
     title = f"{spec.family} ({rows[0]['version'] if rows else ''}), {spec.seeds} seed(s)"
     plots.save(plots.adaptation_figure({r["name"]: r for r in rows}, title, reference), out / "adaptation.png")
     curves = {}
-    for name in [*spec.algos, *(b for b in spec.baselines if b == "pretrained")]:  # the trials that train
-        runs = [out / r["run_dir"] / "metrics.jsonl" for r in records if r["name"] == name]
-        curves[name] = _learning_curve([p for p in runs if p.is_file()])
-    if any(steps for steps, _ in curves.values()):  # no empty figure for a bench that trains nothing
+    for name in dict.fromkeys(r["name"] for r in records):  # a trial that trained metarl's way left metrics.jsonl
+        runs = [path for r in records if r["name"] == name if (path := out / r["run_dir"] / "metrics.jsonl").is_file()]
+        if runs:
+            curves[name] = _learning_curve(runs)
+    if curves:  # no empty figure for a bench that trains nothing
         plots.save(plots.learning_figure(curves, title), out / "learning.png")
 
 
