@@ -199,8 +199,9 @@ def test_learner_meta_update_skips_nan_advantages(nav_rollouts):
 
 def test_learner_fast_path_equals_per_task_autograd_reference(nav_rollouts):
     """The learner's batched update (hand-derived curvature, task blocks) and the per-task autograd loop take the
-    same step from the same rollouts. In float64: with a Fisher this ill-conditioned (4.5k parameters, 120 samples
-    per task) float32 rounding alone moves either path's step by ~30%."""
+    same step from the same rollouts. In float64, since ten CG iterations on this ill-conditioned Fisher amplify
+    rounding about 1e11-fold: float32 alone moves either path's step by ~30%, and float64 by 5e-6 on an AMD EPYC
+    (below 1e-6 on an Intel Xeon). Dropping the second-order terms from the batched path moves it by 0.5."""
     as64 = lambda b: dataclasses.replace(b, obs=b.obs.double(), actions=b.actions.double(),  # noqa: E731
                                          advantages=b.advantages.double(), mask=b.mask.double())
     steps = []
@@ -212,4 +213,4 @@ def test_learner_fast_path_equals_per_task_autograd_reference(nav_rollouts):
         theta0 = _flat(learner.theta).clone()
         assert learner.meta_update([batch], batch, batched=batched)["accepted"] == 1
         steps.append(_flat(learner.theta) - theta0)
-    assert ((steps[0] - steps[1]).norm() / steps[1].norm()).item() < 1e-6
+    assert ((steps[0] - steps[1]).norm() / steps[1].norm()).item() < 1e-4
