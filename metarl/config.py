@@ -343,6 +343,18 @@ def from_dict(data: dict, overrides: typing.Sequence[str] = ()) -> Config:
     return dataclasses.replace(config, algo=resolve_algo(config.algo))
 
 
+def caveats(config: Config) -> list[str]:
+    """Allowed settings that are almost never what was meant, one line each (``metarl train`` prints them)."""
+    out = []
+    for key, episodes in (("sampler.episodes_per_task", config.sampler.episodes_per_task),
+                          ("eval.episodes", config.eval.episodes)):
+        if episodes == 1:
+            out.append(f"{key} is 1: the linear baseline is fitted and the advantages standardised per task, here "
+                       "to a single episode, which leaves almost no signal in them; use 2 or more "
+                       "(docs/results.md, the pretrained cheetah baselines)")
+    return out
+
+
 def load_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
     """Read a YAML preset and apply ``--set`` overrides."""
     path = Path(path)

@@ -15,7 +15,7 @@ from typing import Any
 from metarl import seeding
 from metarl.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
 from metarl.components import build
-from metarl.config import Config, save_config, to_dict
+from metarl.config import Config, caveats, save_config, to_dict
 from metarl.evaluation import meta_test, sample_adaptation_path
 from metarl.logging import RunLogger
 from metarl.signals import Aborted
@@ -56,6 +56,8 @@ class Trainer:
         save_config(self.config, run_dir / "config.yaml")
         self.logger = RunLogger(run_dir, to_dict(self.config), config.train.iterations,
                                 config.algo.inner_steps, self.start_iteration, config.log.progress)
+        for line in caveats(self.config):
+            self.logger.print(f"warning: {line}")
 
     def train(self) -> Path:
         cfg = self.config

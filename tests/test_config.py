@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from metarl.config import Config, ConfigError, from_dict, load_config, save_config, to_dict
+from metarl.config import Config, ConfigError, caveats, from_dict, load_config, save_config, to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "configs").glob("*/*.yaml"))
@@ -116,3 +116,11 @@ def test_missing_and_invalid_config_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(bad)
     assert "bad.yaml" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_one_episode_per_task_gets_a_caveat():
+    """A per-task baseline fitted to one episode leaves almost no advantage signal: allowed, but warned about."""
+    assert caveats(load_config(NAV)) == []
+    lines = caveats(load_config(NAV, ["sampler.episodes_per_task=1", "eval.episodes=1"]))
+    assert [line.split(" is 1:")[0] for line in lines] == ["sampler.episodes_per_task", "eval.episodes"]
+    assert caveats(load_config(NAV, ["sampler.episodes_per_task=2"])) == []
