@@ -57,7 +57,8 @@ def _layers(policy: Policy) -> int:
     return len(policy.hidden_sizes) + 1
 
 
-def _forward(policy: Policy, params: Params, obs: Tensor) -> _Pass:
+def _forward(policy: Policy, params: Params, obs: Tensor, with_slopes: bool = True) -> _Pass:
+    """One pass at per-task ``params``; ``with_slopes=False`` skips act'(z), which only backward passes need."""
     if policy.activation not in ("tanh", "relu"):
         raise ValueError(f"no analytic curvature for activation {policy.activation!r}; allowed: tanh, relu")
     inputs, slopes = [], []
@@ -68,12 +69,10 @@ def _forward(policy: Policy, params: Params, obs: Tensor) -> _Pass:
         z = torch.baddbmm(params[f"layer{j}.bias"].unsqueeze(1), h, params[f"layer{j}.weight"])
         if j == L - 1:
             return _Pass(params, inputs, slopes, z)
-        if policy.activation == "tanh":
-            h = _tanh(z)
-            slopes.append(torch.addcmul(torch.ones((), dtype=h.dtype, device=h.device), h, h, value=-1))
-        else:
-            h = torch.relu(z)
-            slopes.append((z > 0).to(z.dtype))
+        h = _tanh(z) if policy.activation == "tanh" else torch.relu(z)
+        if with_slopes:
+            slopes.append(torch.addcmul(h.new_ones(()), h, h, value=-1) if policy.activation == "tanh"
+                          else (z > 0).to(z.dtype))
     raise AssertionError("unreachable")
 
 
@@ -222,7 +221,7 @@ class _TaskBlock:
         phi = expand(theta, self.query.out.shape[0])
         for batch, lr in zip(self.supports, self.lrs):
             phi = self._inner_step(phi, batch, lr, store=False)[2]
-        dist = self.policy.head(phi, _forward(self.policy, phi, self.query_batch.obs).out)
+        dist = self.policy.head(phi, _forward(self.policy, phi, self.query_batch.obs, with_slopes=False).out)
         ratio = torch.exp(self.policy.log_prob(dist, self.query_batch.actions) - self.old_logp)
         loss = -(ratio * self.query_batch.advantages * self.kl_weights).sum()
         return loss, (self.policy.kl(self.old_dist, dist) * self.kl_weights).sum()
