@@ -51,13 +51,15 @@ def build(config: Config, theta: Params | None = None, theta_source: Path | None
     else:
         _check_theta(theta, fresh, theta_source)
     on_actor = config.learner.placement == "actor"
+    # On the driver a device it lacks (cuda without a GPU) fails before Ray starts; an actor resolves it where it runs.
+    device = None if on_actor else resolve_device(config.learner.device)
     if config.sampler.num_workers > 0 or on_actor:
         init_ray(config.ray.address, config.ray.num_cpus)
-    if on_actor:  # the device is resolved where the learner runs
+    if device is None:
         learner = RemoteLearner(policy, theta, config.algo, config.learner.device, config.learner.task_chunk,
                                 config.learner.num_gpus)
     else:
-        learner = Learner(policy, theta, config.algo, resolve_device(config.learner.device), config.learner.task_chunk)
+        learner = Learner(policy, theta, config.algo, device, config.learner.task_chunk)
     pool = RolloutPool(config.family.spec(), config.policy.spec(), config.sampler.num_workers,
                        cpus_per_worker=config.sampler.cpus_per_worker)
     return Components(config, family, policy, learner, pool)

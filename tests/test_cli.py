@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from processes import metarl, read_metrics, without_times
 
 CONFIG = "configs/maml_trpo/2d_navigation.yaml"
@@ -105,7 +106,9 @@ def test_different_seed_different_metrics(run_dir, tmp_path):
     (["--set", "family.name=no-such-family"], ["no-such-family", "2d-navigation", "halfcheetah-vel", "bandit"]),
     (["--set", "algo.gamma=2"], ["algo.gamma", "(0, 1]"]),
     (["--set", "sampler.num_workers=1", "--address", "127.0.0.1:1"], ["127.0.0.1:1", "Ray"]),
-], ids=["unknown-key", "wrong-type", "unknown-family", "out-of-range", "no-cluster-at-address"])
+    pytest.param(["--set", "sampler.num_workers=1", "--set", "learner.device=cuda"], ["learner.device", "auto", "cpu"],
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")),
+], ids=["unknown-key", "wrong-type", "unknown-family", "out-of-range", "no-cluster-at-address", "cuda-without-gpu"])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, expect):
     log_dir = tmp_path / "runs"
     proc = metarl("train", CONFIG, f"--set=log.dir={log_dir}", "--set=sampler.num_workers=0", *args)
