@@ -270,7 +270,11 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
     if (args.workers is not None and args.workers < 0) or args.repeats < 1:
         raise UsageError("perf: --workers must be >= 0 and --repeats >= 1")
-    result = perf.run(args.what, family=args.family, workers=args.workers, repeats=args.repeats, version=args.version)
+    if args.device is not None and args.what != "iteration":
+        raise UsageError(f"perf: --device is for iteration (update measures the CPU and, where there is one, CUDA); "
+                         f"leave it out of 'perf {args.what}'")
+    result = perf.run(args.what, family=args.family, workers=args.workers, repeats=args.repeats, version=args.version,
+                      device=args.device)
     print(json.dumps(result) if args.json else perf.format_result(args.what, result))
     return 0
 
@@ -338,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="rollout actors (default: 1 for sampler, the preset's 2 for iteration)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats after one warm-up; the median is reported")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="the learner's device for iteration (default: the preset's, auto)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_perf)
     return parser

@@ -132,11 +132,13 @@ def perf_update(family_name: str = "halfcheetah-vel", tasks: int = 40, episodes:
             "device": str(dev), "task_chunk": chunk, "family": family_name}
 
 
-def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, Any]:
-    """The 2D-navigation paper config (20 tasks × 20 episodes × H=100, K=1); ``workers`` defaults to the preset's."""
+def perf_iteration(workers: int | None = None, repeats: int = 5, device: str | None = None) -> dict[str, Any]:
+    """The 2D-navigation paper config (20 tasks × 20 episodes × H=100, K=1); ``workers`` and the learner's
+    ``device`` default to the preset's (auto: CUDA where there is one)."""
     cfg = load_config(PRESET)
     workers = cfg.sampler.num_workers if workers is None else workers
-    parts = build(replace(cfg, seed=0, sampler=replace(cfg.sampler, num_workers=workers),
+    learner_cfg = cfg.learner if device is None else replace(cfg.learner, device=device)
+    parts = build(replace(cfg, seed=0, sampler=replace(cfg.sampler, num_workers=workers), learner=learner_cfg,
                           ray=replace(cfg.ray, address=None, num_cpus=max(workers, 1))))
     family, learner, pool = parts.family, parts.learner, parts.pool
     rng = seeding.generator(0, seeding.TASKS)
@@ -156,11 +158,12 @@ def perf_iteration(workers: int | None = None, repeats: int = 5) -> dict[str, An
     finally:
         parts.close()
     med = [statistics.median(col) for col in zip(*rows)]
-    return {"median_s": med[0], "sample_s": med[1], "adapt_s": med[2], "update_s": med[3], "workers": workers}
+    return {"median_s": med[0], "sample_s": med[1], "adapt_s": med[2], "update_s": med[3], "workers": workers,
+            "device": str(learner.device)}
 
 
 def run(what: str, family: str | None = None, workers: int | None = None, repeats: int = 5,
-        version: str | None = None) -> dict[str, Any]:
+        version: str | None = None, device: str | None = None) -> dict[str, Any]:
     if what == "sampler":
         return perf_sampler(family or "halfcheetah-vel", 1 if workers is None else workers, repeats, version=version)
     if what == "update":
@@ -169,7 +172,7 @@ def run(what: str, family: str | None = None, workers: int | None = None, repeat
         if torch.cuda.is_available():
             result["cuda"] = perf_update(family or "halfcheetah-vel", repeats=repeats, device="cuda")
         return result
-    return perf_iteration(workers=workers, repeats=repeats)
+    return perf_iteration(workers=workers, repeats=repeats, device=device)
 
 
 def format_result(what: str, result: dict[str, Any]) -> str:

@@ -34,3 +34,19 @@ def test_physics_step_rate_is_for_mujoco_families_only():
 
     assert physics_step_rate(make_family("halfcheetah-vel").make_env(), steps=20, horizon=10) > 0
     assert physics_step_rate(make_family("2d-navigation").make_env(), steps=20) is None
+
+
+def test_perf_iteration_in_process_on_the_named_device():
+    result = perf.perf_iteration(workers=0, repeats=1, device="cpu")
+    assert set(result) == {"median_s", "sample_s", "adapt_s", "update_s", "workers", "device"}
+    assert result["device"] == "cpu" and result["workers"] == 0
+    assert all(result[k] > 0 for k in ("sample_s", "adapt_s", "update_s"))
+    assert result["median_s"] >= result["update_s"]
+
+
+def test_perf_device_is_for_iteration_only():
+    from processes import metarl
+
+    proc = metarl("perf", "update", "--device", "cpu")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--device is for iteration" in proc.stderr
