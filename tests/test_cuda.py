@@ -101,6 +101,7 @@ def test_float32_learner_on_cuda_updates_and_checkpoints_on_the_cpu(nav_rollouts
     assert all(torch.equal(saved[k], learner.theta[k].cpu()) for k in saved)
 
 
+@pytest.mark.slow  # four CLI runs; `pytest -m cuda` selects it all the same
 def test_training_on_cuda_matches_the_cpu_run_resumes_and_evaluates(tmp_path):
     """`metarl train` with the learner on the GPU: iteration 1 samples exactly the CPU run's rollouts (same θ, same
     seeds, sampling on the CPU) and adapts to rounding of it (later iterations need not: float32 CG amplifies
