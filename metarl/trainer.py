@@ -79,8 +79,10 @@ class Trainer:
                 tested = None
                 if cfg.train.eval_every and it % cfg.train.eval_every == 0:
                     tested = meta_test(self.pool, self.learner, self.family, cfg)
+                # Copied before logging, so a signal that arrives once the metrics are written saves this iteration
+                completed = self.state(it)
                 self._log(it, path, stats, time_iteration, time_update, steps_now, tested)
-                self.completed = self.state(it)
+                self.completed = completed
                 if it % cfg.train.checkpoint_every == 0 or it == cfg.train.iterations:
                     self.save_completed()
         except Aborted:  # a second signal: stop at once, write nothing more

@@ -70,7 +70,10 @@ def test_signal_saves_the_last_completed_iteration_and_resume_finishes(tmp_path,
     assert len(files) == 1, files  # checkpoint_every=1000: this one was written because of the signal
     saved = load_checkpoint(files[0])
     logged = iterations(log_dir)
-    assert saved["iteration"] >= 2 and saved["iteration"] in (logged[-1], logged[-1] - 1)
+    # A signal in the instant between an iteration's metrics being written and its state becoming the one to save
+    # saves the iteration before (the resume then logs that iteration again, once).
+    assert saved["iteration"] >= 1 and saved["iteration"] in (logged[-1], logged[-1] - 1), (saved["iteration"],
+                                                                                         logged)
     assert not list((run_dir / "checkpoints").glob("*.tmp"))
     for pid in ray_processes:  # Ray was shut down with the run: none of its processes outlives it
         for _ in range(300):
