@@ -70,8 +70,8 @@ def test_signal_saves_the_last_completed_iteration_and_resume_finishes(tmp_path,
     assert len(files) == 1, files  # checkpoint_every=1000: this one was written because of the signal
     saved = load_checkpoint(files[0])
     logged = iterations(log_dir)
-    # A signal in the instant between an iteration's metrics being written and its state becoming the one to save
-    # saves the iteration before (the resume then logs that iteration again, once).
+    # A signal while the logger is still writing an iteration (its metrics.jsonl line already out, TensorBoard not
+    # yet) saves the iteration before; the resume then logs that iteration again, once.
     assert saved["iteration"] >= 1 and saved["iteration"] in (logged[-1], logged[-1] - 1), (saved["iteration"],
                                                                                          logged)
     assert not list((run_dir / "checkpoints").glob("*.tmp"))
