@@ -79,7 +79,8 @@ class Trainer:
                 tested = None
                 if cfg.train.eval_every and it % cfg.train.eval_every == 0:
                     tested = meta_test(self.pool, self.learner, self.family, cfg)
-                # Copied before logging, so a signal that arrives once the metrics are written saves this iteration
+                # Copied before logging: a signal after the metrics line then only finds the iteration before if it
+                # comes while the logger is still writing (resume reruns that iteration once)
                 completed = self.state(it)
                 self._log(it, path, stats, time_iteration, time_update, steps_now, tested)
                 self.completed = completed
